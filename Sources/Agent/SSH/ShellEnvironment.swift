@@ -1,0 +1,63 @@
+import Foundation
+
+/// Where and as whom the agent runs shells: the session's filesystem root stand-in, HOME, the
+/// login shell, and the template's environment.
+public struct ShellEnvironment: Sendable {
+    /// Directory standing in for the session's filesystem root ("/" inside a container).
+    public var root: String
+    /// HOME as the session sees it, e.g. `/home/flare`.
+    public var home: String
+    /// The template's environment, applied to every shell and command.
+    public var templateEnv: [String: String]
+
+    public init(root: String = "/", home: String? = nil, templateEnv: [String: String] = [:]) {
+        self.root = root
+        self.home = home ?? (root == "/" ? (ProcessInfo.processInfo.environment["HOME"] ?? "/") : "/home/flare")
+        self.templateEnv = templateEnv
+    }
+
+    /// Maps a path inside the session to the real path on this machine.
+    public func realPath(_ sessionPath: String) -> String {
+        guard root != "/" else { return sessionPath }
+        return (root as NSString).appendingPathComponent(sessionPath)
+    }
+
+    /// The real HOME directory (created if missing).
+    public var realHome: String { realPath(home) }
+
+    var userName: String {
+        if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+        return ProcessInfo.processInfo.environment["USER"] ?? "flare"
+    }
+
+    /// The user's login shell if it exists, else bash, else sh.
+    var shell: String {
+        if let pw = getpwuid(getuid()), let raw = pw.pointee.pw_shell {
+            let shell = String(cString: raw)
+            if !shell.hasSuffix("nologin"), !shell.hasSuffix("false"), access(shell, X_OK) == 0 { return shell }
+        }
+        return access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
+    }
+
+    /// Whether a client's `env` request may set `name`.
+    func allowsClientVariable(_ name: String) -> Bool {
+        name == "LANG" || name.hasPrefix("LC_") || name == "TERM" || name == "COLORTERM"
+            || templateEnv[name] != nil
+    }
+
+    /// The environment of a new shell or command.
+    func environment(term: String?, clientVariables: [String: String]) -> [String: String] {
+        var env: [String: String] = [
+            "HOME": realHome,
+            "USER": userName,
+            "LOGNAME": userName,
+            "SHELL": shell,
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+        ]
+        env.merge(templateEnv) { _, new in new }
+        env.merge(clientVariables) { _, new in new }
+        if let term { env["TERM"] = term }
+        return env
+    }
+}

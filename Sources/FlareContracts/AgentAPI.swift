@@ -1,0 +1,56 @@
+import Foundation
+
+/// `POST /agent/v1/register`: an agent announcing itself (authenticated with its agent token).
+public struct AgentRegisterRequest: Codable, Sendable {
+    public var agentVersion: String
+    public var pid: Int32
+    /// Where the agent serves SSH, e.g. `unix:/path/ssh.sock`.
+    public var sshEndpoint: String
+
+    public init(agentVersion: String, pid: Int32, sshEndpoint: String) {
+        self.agentVersion = agentVersion
+        self.pid = pid
+        self.sshEndpoint = sshEndpoint
+    }
+}
+
+/// `GET /agent/v1/config`: everything an agent needs to serve its session.
+public struct AgentConfig: Codable, Sendable, Equatable {
+    public var sessionId: String
+    /// The session's private host key in OpenSSH format.
+    public var hostPrivateKey: String
+    /// `authorized_keys` lines of the users allowed in.
+    public var authorizedKeys: [String]
+    /// The template's environment.
+    public var env: [String: String]
+    public var persistedPaths: [String]
+    public var heartbeatIntervalSeconds: Int
+
+    public init(sessionId: String, hostPrivateKey: String, authorizedKeys: [String], env: [String: String],
+                persistedPaths: [String], heartbeatIntervalSeconds: Int) {
+        self.sessionId = sessionId
+        self.hostPrivateKey = hostPrivateKey
+        self.authorizedKeys = authorizedKeys
+        self.env = env
+        self.persistedPaths = persistedPaths
+        self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+    }
+}
+
+/// `POST /agent/v1/ready` and `/agent/v1/heartbeat`: the agent's activity figures.
+public struct AgentHeartbeat: Codable, Sendable, Equatable {
+    public var openConnections: Int
+    public var openChannels: Int
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+    public var lastInputAt: Date?
+
+    public init(openConnections: Int = 0, openChannels: Int = 0, bytesIn: UInt64 = 0, bytesOut: UInt64 = 0,
+                lastInputAt: Date? = nil) {
+        self.openConnections = openConnections
+        self.openChannels = openChannels
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.lastInputAt = lastInputAt
+    }
+}

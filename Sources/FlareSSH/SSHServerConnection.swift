@@ -1,0 +1,151 @@
+import CLibSSH
+import Foundation
+import Logging
+
+/// One SSH connection, server side: key exchange, public-key auth and its channels, driven by an
+/// event loop on the thread that owns it.
+public final class SSHServerConnection {
+    let session: ssh_session
+    let configuration: SSHServerConfiguration
+    private var callbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>
+    private weak var delegate: (any SSHServerConnectionDelegate)?
+    private(set) var channels: [ObjectIdentifier: SSHChannel] = [:]
+    private var authFailures = 0
+    /// The event loop this connection's thread polls; other descriptors (child pipes, PTYs) join it.
+    public let eventLoop: SSHEventLoop
+
+    init(session: ssh_session, configuration: SSHServerConfiguration, delegate: any SSHServerConnectionDelegate) {
+        self.session = session
+        self.configuration = configuration
+        self.delegate = delegate
+        self.callbacks = .allocate(capacity: 1)
+        self.callbacks.initialize(to: ssh_server_callbacks_struct())
+        self.eventLoop = SSHEventLoop()
+        flare_ssh_server_callbacks_init(callbacks)
+        callbacks.pointee.userdata = Unmanaged.passUnretained(self).toOpaque()
+        callbacks.pointee.auth_pubkey_function = { _, user, key, state, userdata in
+            let connection = Unmanaged<SSHServerConnection>.fromOpaque(userdata!).takeUnretainedValue()
+            return connection.authenticate(user: user.map { String(cString: $0) } ?? "", key: key, state: state)
+        }
+        callbacks.pointee.channel_open_request_session_function = { _, userdata in
+            let connection = Unmanaged<SSHServerConnection>.fromOpaque(userdata!).takeUnretainedValue()
+            return connection.openSessionChannel()
+        }
+        ssh_set_server_callbacks(session, callbacks)
+    }
+
+    deinit {
+        for channel in channels.values { channel.release() }
+        channels.removeAll()
+        eventLoop.detach(session: session)
+        ssh_disconnect(session)
+        ssh_free(session)
+        callbacks.deinitialize(count: 1)
+        callbacks.deallocate()
+    }
+
+    /// The peer's address as text, for logs.
+    public var peerDescription: String {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let fd = ssh_get_fd(session)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+        }
+        guard ok else { return "unknown" }
+        if storage.ss_family == sa_family_t(AF_UNIX) { return "unix" }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count),
+                            NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        return rc == 0 ? "\(String(cString: host)):\(String(cString: port))" : "unknown"
+    }
+
+    /// Runs the key exchange (blocking), then joins the event loop with public-key auth only.
+    public func handshake() throws {
+        guard ssh_handle_key_exchange(session) == SSH_OK else {
+            throw SSHError(.keyExchange, session: session, "key exchange failed")
+        }
+        ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
+        eventLoop.attach(session: session)
+    }
+
+    /// True while the peer is connected or any channel still needs flushing.
+    public var isConnected: Bool {
+        let status = ssh_get_status(session)
+        let closed = Int32(SSH_CLOSED) | Int32(SSH_CLOSED_ERROR)
+        return status & closed == 0 && ssh_is_connected(session) != 0
+    }
+
+    /// Serves the connection until the peer disconnects or ``disconnect()`` is called.
+    /// - Parameter pollInterval: milliseconds between ``SSHServerConnectionDelegate/connectionTick(_:)`` calls.
+    public func run(pollInterval: Int32 = 100) {
+        while isConnected {
+            let rc = eventLoop.poll(timeoutMilliseconds: pollInterval)
+            reapClosedChannels()
+            delegate?.connectionTick(self)
+            if rc == SSH_ERROR && !isConnected { break }
+        }
+        for channel in channels.values {
+            channel.markPeerGone()
+        }
+        reapClosedChannels(force: true)
+    }
+
+    /// Ends the connection at once.
+    public func disconnect() {
+        ssh_disconnect(session)
+    }
+
+    func channelDidFinish(_ channel: SSHChannel) {
+        // Released on the next turn, outside libssh's callback stack.
+    }
+
+    private func reapClosedChannels(force: Bool = false) {
+        for (id, channel) in channels where force || channel.isFullyClosed {
+            channel.delegate?.channelClosed(channel)
+            channel.release()
+            channels[id] = nil
+        }
+    }
+
+    private func authenticate(user: String, key: ssh_key?, state: CChar) -> Int32 {
+        guard let key, let delegate, let copy = copyPublicKey(key) else { return SSH_AUTH_DENIED.rawValue }
+        let authorized = delegate.isAuthorized(user: user, key: copy)
+        switch Int32(state) {
+        case SSH_PUBLICKEY_STATE_NONE.rawValue:
+            return authorized ? SSH_AUTH_SUCCESS.rawValue : SSH_AUTH_DENIED.rawValue
+        case SSH_PUBLICKEY_STATE_VALID.rawValue where authorized:
+            return SSH_AUTH_SUCCESS.rawValue
+        default:
+            authFailures += 1
+            delegate.authenticationFailed(user: user, key: copy)
+            if authFailures >= configuration.maxAuthFailures { ssh_disconnect(session) }
+            return SSH_AUTH_DENIED.rawValue
+        }
+    }
+
+    private func copyPublicKey(_ key: ssh_key) -> SSHKey? {
+        var b64: UnsafeMutablePointer<CChar>?
+        guard ssh_pki_export_pubkey_base64(key, &b64) == SSH_OK, let b64 else { return nil }
+        defer { ssh_string_free_char(b64) }
+        let type = String(cString: ssh_key_type_to_char(ssh_key_type(key)))
+        return try? SSHKey(publicKeyLine: "\(type) \(String(cString: b64))")
+    }
+
+    private func openSessionChannel() -> ssh_channel? {
+        guard let delegate, let handle = ssh_channel_new(session) else { return nil }
+        let channel = SSHChannel(handle: handle, connection: self)
+        guard let channelDelegate = delegate.openSessionChannel(channel) else {
+            channel.release()
+            return nil
+        }
+        channel.delegate = channelDelegate
+        channels[ObjectIdentifier(channel)] = channel
+        return handle
+    }
+}

@@ -1,0 +1,63 @@
+/// Decides what a server connection allows. Called on the connection's own thread.
+public protocol SSHServerConnectionDelegate: AnyObject {
+    /// Whether `key` may log in as `user`. Asked both for the client's probe and for the signed
+    /// attempt; libssh has already verified the signature when it asks the second time.
+    func isAuthorized(user: String, key: SSHKey) -> Bool
+    /// Called after a signed attempt was refused, for logging.
+    func authenticationFailed(user: String, key: SSHKey)
+    /// A `session` channel was requested: return its delegate, or nil to refuse it.
+    func openSessionChannel(_ channel: SSHChannel) -> (any SSHChannelDelegate)?
+    /// Called once per turn of the event loop (at least every poll interval).
+    func connectionTick(_ connection: SSHServerConnection)
+}
+
+/// Reacts to the requests and data of one channel. Called on the connection's thread.
+public protocol SSHChannelDelegate: AnyObject {
+    func channel(_ channel: SSHChannel, ptyRequest request: PTYRequest) -> Bool
+    func channelShellRequest(_ channel: SSHChannel) -> Bool
+    func channel(_ channel: SSHChannel, execRequest command: String) -> Bool
+    func channel(_ channel: SSHChannel, subsystemRequest name: String) -> Bool
+    func channel(_ channel: SSHChannel, envRequest name: String, value: String) -> Bool
+    func channel(_ channel: SSHChannel, windowChange size: TerminalSize)
+    func channel(_ channel: SSHChannel, signal name: String)
+    /// Data from the client. `bytes` is valid only during the call. Return how many bytes were
+    /// taken; the rest stays in libssh's buffer (and the client's window stays closed) until
+    /// ``SSHChannel/readBuffered(into:)`` drains it.
+    func channel(_ channel: SSHChannel, received bytes: UnsafeRawBufferPointer, isStderr: Bool) -> Int
+    func channelReceivedEOF(_ channel: SSHChannel)
+    func channelClosed(_ channel: SSHChannel)
+    /// The client's window has room again for `bytes` more bytes.
+    func channel(_ channel: SSHChannel, canWrite bytes: Int)
+}
+
+extension SSHChannelDelegate {
+    public func channel(_ channel: SSHChannel, ptyRequest request: PTYRequest) -> Bool { false }
+    public func channelShellRequest(_ channel: SSHChannel) -> Bool { false }
+    public func channel(_ channel: SSHChannel, execRequest command: String) -> Bool { false }
+    public func channel(_ channel: SSHChannel, subsystemRequest name: String) -> Bool { false }
+    public func channel(_ channel: SSHChannel, envRequest name: String, value: String) -> Bool { false }
+    public func channel(_ channel: SSHChannel, windowChange size: TerminalSize) {}
+    public func channel(_ channel: SSHChannel, signal name: String) {}
+    public func channel(_ channel: SSHChannel, canWrite bytes: Int) {}
+}
+
+/// A terminal's size in characters and pixels.
+public struct TerminalSize: Sendable, Equatable {
+    public var columns: Int
+    public var rows: Int
+    public var pixelWidth: Int
+    public var pixelHeight: Int
+
+    public init(columns: Int, rows: Int, pixelWidth: Int = 0, pixelHeight: Int = 0) {
+        self.columns = columns
+        self.rows = rows
+        self.pixelWidth = pixelWidth
+        self.pixelHeight = pixelHeight
+    }
+}
+
+/// A client's `pty-req`.
+public struct PTYRequest: Sendable, Equatable {
+    public var term: String
+    public var size: TerminalSize
+}

@@ -1,0 +1,59 @@
+import Agent
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+
+@main
+struct FlareAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flare-agent",
+        abstract: "The BurstFlare session agent: an SSH server (libssh) and snapshot tool.",
+        subcommands: [Serve.self, Run.self])
+}
+
+extension FlareAgent {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve SSH with no control plane (tests, benchmarks, debugging).",
+            discussion: """
+                Example:
+                  flare-agent serve --listen unix:/tmp/agent.sock --host-key key --authorized-keys ~/.ssh/id_ed25519.pub
+                  ssh -o ProxyCommand='socat - UNIX-CONNECT:/tmp/agent.sock' x
+                """)
+
+        @Option(help: "unix:PATH or tcp:HOST:PORT (port 0 picks a free port).")
+        var listen: String
+        @Option(help: "Private host key file (ed25519).")
+        var hostKey: String
+        @Option(help: "authorized_keys file of the keys allowed in.")
+        var authorizedKeys: String
+        @Option(help: "Directory standing in for the session's filesystem root.")
+        var root: String = "/"
+        @Option(help: "HOME as the session sees it (default /home/flare under --root, else $HOME).")
+        var home: String?
+        @Option(help: "Write the bound address to this file once listening (for scripts using port 0).")
+        var addressFile: String?
+
+        func validate() throws {
+            guard ListenAddress(listen) != nil else {
+                throw ValidationError("--listen must be unix:PATH or tcp:HOST:PORT, not '\(listen)'")
+            }
+        }
+
+        func run() async throws {
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            let logger = Logger(label: "flare-agent")
+            let keys = try AuthorizedKeys(file: authorizedKeys)
+            let service = try AgentSSHService(
+                listen: ListenAddress(listen)!, hostKeyFile: hostKey, authorizedKeys: keys,
+                environment: ShellEnvironment(root: root, home: home), logger: logger)
+            if let addressFile {
+                try "\(service.address)\n".write(toFile: addressFile, atomically: true, encoding: .utf8)
+            }
+            let group = ServiceGroup(
+                services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+        }
+    }
+}
