@@ -1,8 +1,66 @@
+import Agent
 import ArgumentParser
+import FlareContracts
+import Foundation
+import Logging
+import ServiceLifecycle
 
 extension FlareAgent {
     struct Run: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "placeholder")
-        func run() async throws {}
+        static let configuration = CommandConfiguration(
+            abstract: "Serve one session under a runtime: dial home, serve SSH, heartbeat.",
+            discussion: "Started by the runtime driver; the agent token comes from FLARE_AGENT_TOKEN.")
+
+        @Option(help: "The control plane's URL.")
+        var controlPlane: String
+        @Option(help: "The session this agent serves.")
+        var session: String
+        @Option(help: "unix:PATH or tcp:HOST:PORT.")
+        var listen: String
+        @Option(help: "Directory standing in for the session's filesystem root.")
+        var root: String = "/"
+        @Option(help: "HOME as the session sees it.")
+        var home: String = "/home/flare"
+        @Option(help: "Where the agent keeps its own files (host key).")
+        var stateDir: String
+
+        func validate() throws {
+            guard ListenAddress(listen) != nil else { throw ValidationError("--listen must be unix:PATH or tcp:HOST:PORT") }
+        }
+
+        func run() async throws {
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            var logger = Logger(label: "flare-agent")
+            logger[metadataKey: "session.id"] = "\(session)"
+            guard let token = ProcessInfo.processInfo.environment["FLARE_AGENT_TOKEN"], !token.isEmpty else {
+                throw ValidationError("FLARE_AGENT_TOKEN is not set")
+            }
+            let client = ControlPlaneClient(baseURL: controlPlane, token: token)
+            try await client.register(AgentRegisterRequest(
+                agentVersion: "0.1.0", pid: getpid(), sshEndpoint: listen))
+            let config = try await client.config()
+
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+            let hostKeyPath = (stateDir as NSString).appendingPathComponent("ssh_host_ed25519_key")
+            FileManager.default.createFile(atPath: hostKeyPath, contents: Data(config.hostPrivateKey.utf8),
+                                           attributes: [.posixPermissions: 0o600])
+            let environment = ShellEnvironment(root: root, home: home, templateEnv: config.env)
+            for path in [home] + config.persistedPaths {
+                try FileManager.default.createDirectory(atPath: environment.realPath(path),
+                                                        withIntermediateDirectories: true)
+            }
+            let keys = AuthorizedKeys(lines: config.authorizedKeys)
+            keys.setRefresher { try await client.config().authorizedKeys }
+            let activity = AgentActivity()
+            let ssh = try AgentSSHService(
+                listen: ListenAddress(listen)!, hostKeyFile: hostKeyPath, authorizedKeys: keys,
+                environment: environment, activity: activity, logger: logger)
+            let heartbeat = HeartbeatService(
+                client: client, activity: activity, authorizedKeys: keys,
+                interval: .seconds(config.heartbeatIntervalSeconds), logger: logger)
+            let group = ServiceGroup(
+                services: [ssh, heartbeat], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+        }
     }
 }

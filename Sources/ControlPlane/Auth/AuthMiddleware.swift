@@ -1,0 +1,50 @@
+import FlareHTTP
+import Foundation
+import Hummingbird
+
+/// Requires `Authorization: Bearer <access token>` and puts the user in the context.
+struct UserAuthMiddleware: RouterMiddleware {
+    typealias Context = FlareRequestContext
+    let store: Store
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        guard let token = bearerToken(request) else {
+            throw APIError.unauthorized("sign in first: no access token was sent")
+        }
+        let hash = SessionLifecycle.hash(token)
+        guard let user = try await store.user(accessTokenHash: hash, now: Date()) else {
+            throw APIError.unauthorized("the access token is invalid or expired; sign in again", code: "invalid_token")
+        }
+        var context = context
+        context.user = user
+        context.accessTokenHash = hash
+        context.logger[metadataKey: "user.id"] = "\(user.id)"
+        return try await next(request, context)
+    }
+}
+
+/// Requires the per-session agent token and puts the agent's session in the context.
+struct AgentAuthMiddleware: RouterMiddleware {
+    typealias Context = FlareRequestContext
+    let store: Store
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        guard let token = bearerToken(request),
+              let session = try await store.session(agentTokenHash: SessionLifecycle.hash(token))
+        else { throw APIError.unauthorized("unknown agent token", code: "invalid_agent_token") }
+        var context = context
+        context.agentSession = session
+        context.logger[metadataKey: "session.id"] = "\(session.id)"
+        return try await next(request, context)
+    }
+}
+
+func bearerToken(_ request: Request) -> String? {
+    guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return nil }
+    let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
+    return token.isEmpty ? nil : token
+}

@@ -1,0 +1,113 @@
+import FlareContracts
+import FlareHTTP
+import Foundation
+import Hummingbird
+
+extension ControlPlaneAPI {
+    func addSessionRoutes(to group: RouterGroup<FlareRequestContext>) {
+        group.get("/sessions") { _, context in
+            let user = try context.requireUser()
+            var result: [SessionInfo] = []
+            for session in try await store.sessions(ownerId: user.id) { result.append(try await sessionInfo(session)) }
+            return result
+        }
+
+        group.post("/sessions") { request, context -> EditedResponse<SessionInfo> in
+            let user = try context.requireUser()
+            let body = try await request.decodeJSON(SessionCreateRequest.self, context: context)
+            try Self.validateName(body.name, what: "session name")
+            guard let template = try await store.template(ownerId: user.id, reference: body.template) else {
+                throw APIError.notFound("template \(body.template)")
+            }
+            guard let versionId = template.activeVersionId else {
+                throw APIError.conflict(
+                    "template \(template.name) has no promoted version; run `flare template promote \(template.name) VERSION`",
+                    code: "template_not_promoted")
+            }
+            let id = FlareID.make("ses")
+            let hostKey = OpenSSHKeyPair.generateEd25519(comment: "flare-\(id)")
+            let now = Date()
+            let session = SessionRecord(
+                id: id, ownerId: user.id, name: body.name, templateId: template.id, templateVersionId: versionId,
+                state: .created, stateReason: "created by \(user.email)", hostPrivateKey: hostKey.privateKeyText,
+                hostPublicKey: hostKey.publicKeyLine.split(separator: " ").prefix(2).joined(separator: " "),
+                agentTokenHash: nil, agentPid: nil, agentEndpoint: nil, lastHeartbeatAt: nil, activityJson: nil,
+                createdAt: now, updatedAt: now)
+            do {
+                try await store.insertSession(session, reason: session.stateReason)
+            } catch StoreError.duplicate {
+                throw APIError.conflict("a session named \(body.name) already exists", code: "session_exists")
+            }
+            try await store.audit(userId: user.id, action: "session.create", target: id, detail: body.name)
+            return EditedResponse(status: .created, response: try await sessionInfo(session))
+        }
+
+        group.get("/sessions/{session}") { _, context in try await sessionInfo(try await session(context)) }
+
+        group.get("/sessions/{session}/events") { _, context in
+            try await store.events(sessionId: try await session(context).id).map(\.event)
+        }
+
+        group.post("/sessions/{session}/start") { _, context -> SessionInfo in
+            let user = try context.requireUser()
+            let session = try await session(context)
+            let started = try await lifecycle.start(session.id, reason: "start requested by \(user.email)")
+            try await store.audit(userId: user.id, action: "session.start", target: session.id)
+            return try await sessionInfo(started)
+        }
+
+        group.post("/sessions/{session}/stop") { _, context -> SessionInfo in
+            let user = try context.requireUser()
+            let session = try await session(context)
+            let stopped = try await lifecycle.stop(session.id, reason: "stop requested by \(user.email)")
+            try await store.audit(userId: user.id, action: "session.stop", target: session.id)
+            return try await sessionInfo(stopped)
+        }
+
+        group.delete("/sessions/{session}") { _, context -> HTTPResponse.Status in
+            let user = try context.requireUser()
+            let session = try await session(context)
+            try await lifecycle.delete(session.id, reason: "deleted by \(user.email)")
+            try await store.audit(userId: user.id, action: "session.delete", target: session.id)
+            return .noContent
+        }
+
+        group.post("/sessions/{session}/runtime-token") { request, context -> EditedResponse<RuntimeTokenResponse> in
+            let user = try context.requireUser()
+            let session = try await session(context)
+            let body = try await request.decodeJSON(RuntimeTokenRequest.self, context: context)
+            let now = Date()
+            let claims = RuntimeTokenClaims(id: FlareID.make("rt"), sessionId: session.id, userId: user.id,
+                                            purpose: body.purpose, issuedAt: now,
+                                            expiresAt: now.addingTimeInterval(runtimeTokenLifetime))
+            try await store.insertRuntimeToken(RuntimeTokenRecord(
+                id: claims.id, sessionId: session.id, userId: user.id, purpose: body.purpose.rawValue,
+                issuedAt: now, expiresAt: claims.expiresAt, revokedAt: nil))
+            let token = try RuntimeToken.sign(claims, with: signingKey)
+            try await store.audit(userId: user.id, action: "runtime_token.issue", target: session.id,
+                                  detail: "\(body.purpose.rawValue) \(claims.id)")
+            return EditedResponse(status: .created, response: RuntimeTokenResponse(
+                token: token, sessionId: session.id, purpose: body.purpose, expiresAt: claims.expiresAt))
+        }
+    }
+
+    /// The caller's live session named or numbered in the path; another user's is a 404.
+    func session(_ context: FlareRequestContext) async throws -> SessionRecord {
+        let user = try context.requireUser()
+        let reference = try context.parameters.require("session")
+        guard let session = try await store.session(ownerId: user.id, reference: reference) else {
+            throw APIError.notFound("session \(reference)")
+        }
+        return session
+    }
+
+    func sessionInfo(_ session: SessionRecord) async throws -> SessionInfo {
+        let template = try await store.template(ownerId: session.ownerId, reference: session.templateId)
+        let version = try await store.templateVersion(id: session.templateVersionId)
+        return SessionInfo(
+            id: session.id, name: session.name, templateId: session.templateId,
+            templateName: template?.name ?? "", templateVersion: version?.version ?? "", state: session.state,
+            stateReason: session.stateReason, hostPublicKey: session.hostPublicKey,
+            lastHeartbeatAt: session.lastHeartbeatAt, createdAt: session.createdAt, updatedAt: session.updatedAt)
+    }
+}

@@ -1,0 +1,101 @@
+import FlareContracts
+import FlareHTTP
+import Foundation
+import Hummingbird
+
+/// `POST /api/templates/{template}/promote`.
+struct PromoteRequest: Codable {
+    var version: String
+}
+
+extension ControlPlaneAPI {
+    func addTemplateRoutes(to group: RouterGroup<FlareRequestContext>) {
+        group.get("/templates") { _, context in
+            let user = try context.requireUser()
+            var result: [TemplateInfo] = []
+            for template in try await store.templates(ownerId: user.id) {
+                result.append(try await templateInfo(template))
+            }
+            return result
+        }
+
+        group.post("/templates") { request, context -> EditedResponse<TemplateInfo> in
+            let user = try context.requireUser()
+            let body = try await request.decodeJSON(TemplateCreateRequest.self, context: context)
+            try Self.validateName(body.name, what: "template name")
+            let template = TemplateRecord(id: FlareID.make("tpl"), ownerId: user.id, name: body.name,
+                                          description: body.description ?? "", activeVersionId: nil, createdAt: Date())
+            do {
+                try await store.insertTemplate(template)
+            } catch StoreError.duplicate {
+                throw APIError.conflict("a template named \(body.name) already exists", code: "template_exists")
+            }
+            try await store.audit(userId: user.id, action: "template.create", target: template.id)
+            return EditedResponse(status: .created, response: try await templateInfo(template))
+        }
+
+        group.get("/templates/{template}") { _, context in
+            try await templateInfo(try await template(context))
+        }
+
+        group.post("/templates/{template}/versions") { request, context -> EditedResponse<TemplateVersionInfo> in
+            let user = try context.requireUser()
+            let template = try await template(context)
+            let body = try await request.decodeJSON(JSONValue.self, context: context)
+            let valid = try ManifestValidator.validate(body)
+            let manifestJSON = String(decoding: try FlareJSON.encoder().encode(valid.manifest), as: UTF8.self)
+            let version = TemplateVersionRecord(id: FlareID.make("tv"), templateId: template.id, version: valid.version,
+                                                manifestJson: manifestJSON, createdAt: Date(), promotedAt: nil)
+            do {
+                try await store.insertTemplateVersion(version)
+            } catch StoreError.duplicate {
+                throw APIError.conflict("\(template.name) already has a version \(valid.version)",
+                                        code: "version_exists")
+            }
+            try await store.audit(userId: user.id, action: "template.version.create", target: version.id,
+                                  detail: "\(template.name)@\(valid.version)")
+            return EditedResponse(status: .created, response: version.info)
+        }
+
+        group.post("/templates/{template}/promote") { request, context -> TemplateInfo in
+            let user = try context.requireUser()
+            let template = try await template(context)
+            let body = try await request.decodeJSON(PromoteRequest.self, context: context)
+            guard let version = try await store.templateVersions(templateId: template.id)
+                .first(where: { $0.version == body.version || $0.id == body.version })
+            else { throw APIError.notFound("version \(body.version) of \(template.name)") }
+            try await store.promote(templateId: template.id, versionId: version.id, at: Date())
+            try await store.audit(userId: user.id, action: "template.promote", target: version.id,
+                                  detail: "\(template.name)@\(version.version)")
+            return try await templateInfo(try await self.template(context))
+        }
+    }
+
+    func template(_ context: FlareRequestContext) async throws -> TemplateRecord {
+        let user = try context.requireUser()
+        let reference = try context.parameters.require("template")
+        guard let template = try await store.template(ownerId: user.id, reference: reference) else {
+            throw APIError.notFound("template \(reference)")
+        }
+        return template
+    }
+
+    func templateInfo(_ template: TemplateRecord) async throws -> TemplateInfo {
+        let versions = try await store.templateVersions(templateId: template.id).map(\.info)
+        return TemplateInfo(id: template.id, name: template.name, description: template.description,
+                            activeVersion: versions.first { $0.id == template.activeVersionId },
+                            versions: versions, createdAt: template.createdAt)
+    }
+
+    /// Names of templates and sessions: DNS-label-like, so `ssh NAME.flare` works.
+    static func validateName(_ name: String, what: String) throws {
+        let allowed = name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
+        guard (1...63).contains(name.count), allowed, name.first != "-", name.last != "-",
+              !name.hasPrefix("ses_"), !name.hasPrefix("tpl_")
+        else {
+            throw APIError.badRequest(
+                "\(what) must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'",
+                code: "invalid_name")
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Crypto
+import FlareContracts
+import FlareHTTP
+import Foundation
+import Hummingbird
+
+/// The control plane's HTTP API. Each area's routes live in a `ControlPlaneAPI+Area.swift` file.
+struct ControlPlaneAPI: Sendable {
+    let store: Store
+    let lifecycle: SessionLifecycle
+    let hasher: PasswordHasher
+    let signingKey: Curve25519.Signing.PrivateKey
+    /// How long access tokens live.
+    let accessTokenLifetime: TimeInterval = 30 * 86400
+    /// How long runtime tokens live.
+    let runtimeTokenLifetime: TimeInterval = 5 * 60
+
+    func addRoutes(to router: Router<FlareRequestContext>) {
+        router.get("/api/health") { _, _ in HealthResponse(status: "ok", version: FlareVersion.current) }
+        addAuthRoutes(to: router)
+        let authenticated = router.group("/api").add(middleware: UserAuthMiddleware(store: store))
+        addAccountRoutes(to: authenticated)
+        addTemplateRoutes(to: authenticated)
+        addSessionRoutes(to: authenticated)
+        addAgentRoutes(to: router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store)))
+    }
+}
+
+/// The version every binary reports.
+public enum FlareVersion {
+    public static let current = "0.1.0"
+}
+
+extension HealthResponse: ResponseEncodable {}
+extension AuthResponse: ResponseEncodable {}
+extension UserInfo: ResponseEncodable {}
+extension SSHKeyInfo: ResponseEncodable {}
+extension TemplateInfo: ResponseEncodable {}
+extension TemplateVersionInfo: ResponseEncodable {}
+extension SessionInfo: ResponseEncodable {}
+extension SessionEvent: ResponseEncodable {}
+extension RuntimeTokenResponse: ResponseEncodable {}
+extension AgentConfig: ResponseEncodable {}
+
+extension Request {
+    /// Decodes a JSON body, with a message that says what is wrong when it is not valid.
+    func decodeJSON<T: Decodable>(_ type: T.Type, context: FlareRequestContext, limit: Int = 64 * 1024)
+        async throws -> T
+    {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, code: "too_large", "the request body is larger than \(limit) bytes")
+        }
+        do {
+            return try FlareJSON.decoder().decode(T.self, from: Data(buffer: buffer))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw APIError.badRequest("\(key.stringValue) is required")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw APIError.badRequest("\(Self.path(context.codingPath)) has the wrong type")
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw APIError.badRequest("\(Self.path(context.codingPath)) must not be null")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw APIError.badRequest("\(Self.path(context.codingPath)) is not valid")
+        } catch {
+            throw APIError.badRequest("the request body is not valid JSON")
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: ["."])
+    }
+}

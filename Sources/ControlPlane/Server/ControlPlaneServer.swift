@@ -1,0 +1,132 @@
+import FlareContracts
+import FlareHTTP
+import Foundation
+import Gateway
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// What flare-server needs to know; the executable fills it from flags and environment.
+public struct ControlPlaneConfiguration: Sendable {
+    /// Holds the SQLite database, the signing key, and per-session directories.
+    public var dataDirectory: URL
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port.
+    public var port: Int = 8787
+    /// The flare-agent binary the host runtime starts.
+    public var agentExecutable: String
+    /// bcrypt cost for password hashes.
+    public var bcryptCost: UInt8 = 11
+    /// How long a starting agent has to report ready.
+    public var readyTimeout: Duration = .seconds(60)
+
+    public init(dataDirectory: URL, agentExecutable: String) {
+        self.dataDirectory = dataDirectory
+        self.agentExecutable = agentExecutable
+    }
+}
+
+/// flare-server: the control plane with the gateway embedded, on one port.
+public final class ControlPlaneServer: Service, Sendable {
+    let configuration: ControlPlaneConfiguration
+    let store: Store
+    let lifecycle: SessionLifecycle
+    let driver: any RuntimeDriver
+    let api: ControlPlaneAPI
+    let gateway: Gateway
+    let logger: Logger
+    private let listeningURL = LockedURL()
+
+    /// Opens the store (migrating it), loads or creates the signing key, and prepares the runtime.
+    public init(configuration: ControlPlaneConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let fm = FileManager.default
+        try fm.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true,
+                               attributes: [.posixPermissions: 0o700])
+        store = try Store(path: configuration.dataDirectory.appendingPathComponent("flare.sqlite").path)
+        let signingKey = try SigningKey.loadOrCreate(
+            at: configuration.dataDirectory.appendingPathComponent("runtime-token-ed25519.key"))
+        driver = HostRuntimeDriver(dataDirectory: configuration.dataDirectory,
+                                   agentExecutable: configuration.agentExecutable, logger: logger)
+        let url = listeningURL
+        lifecycle = SessionLifecycle(store: store, driver: driver, controlPlaneURL: { url.value },
+                                     readyTimeout: configuration.readyTimeout, logger: logger)
+        api = ControlPlaneAPI(store: store, lifecycle: lifecycle, hasher: PasswordHasher(cost: configuration.bcryptCost),
+                              signingKey: signingKey)
+        gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey),
+                          backend: EmbeddedGatewayBackend(store: store))
+    }
+
+    /// The router with every route: API, agent dial-home and gateway.
+    public func makeRouter() -> Router<FlareRequestContext> {
+        let router = Router(context: FlareRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        api.addRoutes(to: router)
+        gateway.addRoutes(to: router)
+        return router
+    }
+
+    /// The HTTP application; `onListening` gets the bound port.
+    public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in })
+        -> some ApplicationProtocol
+    {
+        let router = makeRouter()
+        let host = configuration.host
+        let url = listeningURL
+        return Application(
+            router: router,
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                configuration: .init(ws: .init(maxFrameSize: Gateway.maxFrameSize,
+                                               autoPing: .enabled(timePeriod: .seconds(20))))),
+            configuration: .init(address: .hostname(host, port: configuration.port), serverName: "flare-server"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                let reachable = (host == "0.0.0.0" || host == "::") ? "127.0.0.1" : host
+                url.value = "http://\(reachable.contains(":") ? "[\(reachable)]" : reachable):\(port)"
+                await onListening(port)
+            },
+            logger: logger)
+    }
+
+    /// Recovers sessions left by a previous run, then serves until shut down.
+    public func run() async throws {
+        try await runApplication(makeApplication())
+    }
+
+    /// Like ``run()``, reporting the bound port (tests and `--port 0`).
+    public func run(onListening: @escaping @Sendable (Int) async -> Void) async throws {
+        try await runApplication(makeApplication(onListening: onListening))
+    }
+
+    private func runApplication(_ application: some ApplicationProtocol) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await event in self.driver.events {
+                    switch event {
+                    case .exited(let sessionId, let description):
+                        await self.lifecycle.agentExited(sessionId, description: description)
+                    }
+                }
+            }
+            group.addTask { try await application.runService() }
+            // Recovery needs the server's URL only for agents started later, so it can run alongside.
+            try await self.lifecycle.recover()
+            _ = try await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// The server's own URL once it listens (agents dial it).
+final class LockedURL: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = ""
+    var value: String {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}

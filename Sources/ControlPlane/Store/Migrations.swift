@@ -1,0 +1,98 @@
+import GRDB
+
+/// The schema, as numbered migrations. A migration never changes once it has shipped: add a new one.
+enum Migrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("0001_accounts_templates_sessions") { db in
+            try db.create(table: "users") { t in
+                t.primaryKey("id", .text)
+                t.column("email", .text).notNull().unique().collate(.nocase)
+                t.column("password_hash", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "access_tokens") { t in
+                t.primaryKey("token_hash", .text)
+                t.column("user_id", .text).notNull().indexed().references("users", onDelete: .cascade)
+                t.column("created_at", .datetime).notNull()
+                t.column("expires_at", .datetime).notNull()
+                t.column("revoked_at", .datetime)
+            }
+            try db.create(table: "ssh_keys") { t in
+                t.primaryKey("id", .text)
+                t.column("user_id", .text).notNull().indexed().references("users", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                t.column("public_key", .text).notNull()
+                t.column("fingerprint", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.uniqueKey(["user_id", "fingerprint"])
+            }
+            try db.create(table: "templates") { t in
+                t.primaryKey("id", .text)
+                t.column("owner_id", .text).notNull().references("users", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                t.column("description", .text).notNull().defaults(to: "")
+                t.column("active_version_id", .text)
+                t.column("created_at", .datetime).notNull()
+                t.uniqueKey(["owner_id", "name"])
+            }
+            try db.create(table: "template_versions") { t in
+                t.primaryKey("id", .text)
+                t.column("template_id", .text).notNull().indexed().references("templates", onDelete: .cascade)
+                t.column("version", .text).notNull()
+                t.column("manifest_json", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("promoted_at", .datetime)
+                t.uniqueKey(["template_id", "version"])
+            }
+            try db.create(table: "sessions") { t in
+                t.primaryKey("id", .text)
+                t.column("owner_id", .text).notNull().indexed().references("users", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                t.column("template_id", .text).notNull().references("templates")
+                t.column("template_version_id", .text).notNull().references("template_versions")
+                t.column("state", .text).notNull()
+                t.column("state_reason", .text).notNull()
+                t.column("host_private_key", .text).notNull()
+                t.column("host_public_key", .text).notNull()
+                t.column("agent_token_hash", .text).unique()
+                t.column("agent_pid", .integer)
+                t.column("agent_endpoint", .text)
+                t.column("last_heartbeat_at", .datetime)
+                t.column("activity_json", .text)
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+            }
+            // A name is unique among a user's live sessions; a deleted one frees it.
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX sessions_owner_name_live ON sessions(owner_id, name) WHERE state != 'deleted'
+                """)
+            try db.create(table: "session_events") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("session_id", .text).notNull().indexed().references("sessions", onDelete: .cascade)
+                t.column("from_state", .text)
+                t.column("to_state", .text).notNull()
+                t.column("reason", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "runtime_tokens") { t in
+                t.primaryKey("id", .text)
+                t.column("session_id", .text).notNull().indexed().references("sessions", onDelete: .cascade)
+                t.column("user_id", .text).notNull().references("users", onDelete: .cascade)
+                t.column("purpose", .text).notNull()
+                t.column("issued_at", .datetime).notNull()
+                t.column("expires_at", .datetime).notNull()
+                t.column("revoked_at", .datetime)
+            }
+            try db.create(table: "audit_log") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("user_id", .text)
+                t.column("action", .text).notNull()
+                t.column("target", .text).notNull()
+                t.column("detail", .text).notNull().defaults(to: "")
+                t.column("created_at", .datetime).notNull()
+            }
+        }
+        return migrator
+    }
+}

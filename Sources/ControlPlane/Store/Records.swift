@@ -1,0 +1,132 @@
+import FlareContracts
+import Foundation
+import GRDB
+
+/// Rows as stored. Column names are the snake_case of the property names.
+protocol FlareRecord: Codable, FetchableRecord, PersistableRecord {}
+
+extension FlareRecord {
+    static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { .convertFromSnakeCase }
+    static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { .convertToSnakeCase }
+}
+
+struct UserRecord: FlareRecord {
+    static let databaseTableName = "users"
+    var id: String
+    var email: String
+    var passwordHash: String
+    var createdAt: Date
+
+    var info: UserInfo { UserInfo(id: id, email: email, createdAt: createdAt) }
+}
+
+struct AccessTokenRecord: FlareRecord {
+    static let databaseTableName = "access_tokens"
+    var tokenHash: String
+    var userId: String
+    var createdAt: Date
+    var expiresAt: Date
+    var revokedAt: Date?
+}
+
+struct SSHKeyRecord: FlareRecord {
+    static let databaseTableName = "ssh_keys"
+    var id: String
+    var userId: String
+    var name: String
+    var publicKey: String
+    var fingerprint: String
+    var createdAt: Date
+
+    var info: SSHKeyInfo {
+        SSHKeyInfo(id: id, name: name, publicKey: publicKey, fingerprint: fingerprint, createdAt: createdAt)
+    }
+}
+
+struct TemplateRecord: FlareRecord {
+    static let databaseTableName = "templates"
+    var id: String
+    var ownerId: String
+    var name: String
+    var description: String
+    var activeVersionId: String?
+    var createdAt: Date
+}
+
+struct TemplateVersionRecord: FlareRecord {
+    static let databaseTableName = "template_versions"
+    var id: String
+    var templateId: String
+    var version: String
+    var manifestJson: String
+    var createdAt: Date
+    var promotedAt: Date?
+
+    var manifest: TemplateManifest {
+        (try? FlareJSON.decoder().decode(TemplateManifest.self, from: Data(manifestJson.utf8)))
+            ?? TemplateManifest(image: "")
+    }
+
+    var info: TemplateVersionInfo {
+        TemplateVersionInfo(id: id, templateId: templateId, version: version, manifest: manifest,
+                            createdAt: createdAt, promotedAt: promotedAt)
+    }
+}
+
+struct SessionRecord: FlareRecord {
+    static let databaseTableName = "sessions"
+    var id: String
+    var ownerId: String
+    var name: String
+    var templateId: String
+    var templateVersionId: String
+    var state: SessionState
+    var stateReason: String
+    var hostPrivateKey: String
+    var hostPublicKey: String
+    var agentTokenHash: String?
+    var agentPid: Int32?
+    var agentEndpoint: String?
+    var lastHeartbeatAt: Date?
+    var activityJson: String?
+    var createdAt: Date
+    var updatedAt: Date
+}
+
+struct SessionEventRecord: FlareRecord {
+    static let databaseTableName = "session_events"
+    var id: Int64?
+    var sessionId: String
+    var fromState: SessionState?
+    var toState: SessionState
+    var reason: String
+    var createdAt: Date
+
+    var event: SessionEvent {
+        SessionEvent(id: id ?? 0, sessionId: sessionId, fromState: fromState, toState: toState, reason: reason,
+                     createdAt: createdAt)
+    }
+}
+
+struct RuntimeTokenRecord: FlareRecord {
+    static let databaseTableName = "runtime_tokens"
+    var id: String
+    var sessionId: String
+    var userId: String
+    var purpose: String
+    var issuedAt: Date
+    var expiresAt: Date
+    var revokedAt: Date?
+}
+
+struct AuditRecord: FlareRecord {
+    static let databaseTableName = "audit_log"
+    var id: Int64?
+    var userId: String?
+    var action: String
+    var target: String
+    var detail: String
+    var createdAt: Date
+}
+
+extension SessionState: DatabaseValueConvertible {}

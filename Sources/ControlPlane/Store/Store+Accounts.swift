@@ -1,0 +1,60 @@
+import FlareContracts
+import Foundation
+import GRDB
+
+extension Store {
+    func insertUser(_ user: UserRecord) async throws {
+        try await write { try user.insert($0) }
+    }
+
+    func user(email: String) async throws -> UserRecord? {
+        try await read { try UserRecord.filter(Column("email").collating(.nocase) == email).fetchOne($0) }
+    }
+
+    func user(id: String) async throws -> UserRecord? {
+        try await read { try UserRecord.fetchOne($0, key: id) }
+    }
+
+    func insertAccessToken(_ token: AccessTokenRecord) async throws {
+        try await write { try token.insert($0) }
+    }
+
+    /// The user a live (unrevoked, unexpired) access token belongs to.
+    func user(accessTokenHash hash: String, now: Date) async throws -> UserRecord? {
+        try await read { db in
+            guard let token = try AccessTokenRecord.fetchOne(db, key: hash), token.revokedAt == nil,
+                  token.expiresAt > now
+            else { return nil }
+            return try UserRecord.fetchOne(db, key: token.userId)
+        }
+    }
+
+    func revokeAccessToken(hash: String, at date: Date) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE access_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+                           arguments: [date, hash])
+        }
+    }
+
+    func insertSSHKey(_ key: SSHKeyRecord) async throws {
+        try await write { try key.insert($0) }
+    }
+
+    func sshKeys(userId: String) async throws -> [SSHKeyRecord] {
+        try await read { try SSHKeyRecord.filter(Column("user_id") == userId).order(Column("created_at")).fetchAll($0) }
+    }
+
+    /// Deletes the key if it is the user's. Returns false when there was no such key.
+    func deleteSSHKey(userId: String, id: String) async throws -> Bool {
+        try await write { db in
+            try SSHKeyRecord.filter(Column("user_id") == userId && Column("id") == id).deleteAll(db) > 0
+        }
+    }
+
+    func audit(userId: String?, action: String, target: String, detail: String = "") async throws {
+        try await write { db in
+            try AuditRecord(id: nil, userId: userId, action: action, target: target, detail: detail,
+                            createdAt: Date()).insert(db)
+        }
+    }
+}

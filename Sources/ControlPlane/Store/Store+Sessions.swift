@@ -1,0 +1,90 @@
+import FlareContracts
+import Foundation
+import GRDB
+
+extension Store {
+    /// Inserts a session with its first event.
+    func insertSession(_ session: SessionRecord, reason: String) async throws {
+        try await write { db in
+            try session.insert(db)
+            try SessionEventRecord(id: nil, sessionId: session.id, fromState: nil, toState: session.state,
+                                   reason: reason, createdAt: session.createdAt).insert(db)
+        }
+    }
+
+    /// The owner's live session named `reference`, or with that id.
+    func session(ownerId: String, reference: String) async throws -> SessionRecord? {
+        try await read { db in
+            try SessionRecord
+                .filter(Column("owner_id") == ownerId && Column("state") != SessionState.deleted.rawValue)
+                .filter(Column("id") == reference || Column("name") == reference)
+                .fetchOne(db)
+        }
+    }
+
+    func session(id: String) async throws -> SessionRecord? {
+        try await read { try SessionRecord.fetchOne($0, key: id) }
+    }
+
+    func session(agentTokenHash hash: String) async throws -> SessionRecord? {
+        try await read { try SessionRecord.filter(Column("agent_token_hash") == hash).fetchOne($0) }
+    }
+
+    func sessions(ownerId: String) async throws -> [SessionRecord] {
+        try await read { db in
+            try SessionRecord
+                .filter(Column("owner_id") == ownerId && Column("state") != SessionState.deleted.rawValue)
+                .order(Column("created_at")).fetchAll(db)
+        }
+    }
+
+    func sessions(inStates states: [SessionState]) async throws -> [SessionRecord] {
+        try await read { db in
+            try SessionRecord.filter(states.map(\.rawValue).contains(Column("state"))).fetchAll(db)
+        }
+    }
+
+    /// Moves a session to `state` and records the event, in one transaction. `update` may change
+    /// other columns of the row at the same time.
+    func transition(
+        sessionId: String, from: SessionState, to state: SessionState, reason: String, at date: Date,
+        update: @Sendable @escaping (inout SessionRecord) -> Void = { _ in }
+    ) async throws -> SessionRecord? {
+        try await write { db in
+            guard var session = try SessionRecord.fetchOne(db, key: sessionId), session.state == from else {
+                return nil
+            }
+            session.state = state
+            session.stateReason = reason
+            session.updatedAt = date
+            update(&session)
+            try session.update(db)
+            try SessionEventRecord(id: nil, sessionId: sessionId, fromState: from, toState: state, reason: reason,
+                                   createdAt: date).insert(db)
+            return session
+        }
+    }
+
+    /// Changes columns of a session without a state change.
+    func updateSession(id: String, _ update: @Sendable @escaping (inout SessionRecord) -> Void) async throws {
+        try await write { db in
+            guard var session = try SessionRecord.fetchOne(db, key: id) else { return }
+            update(&session)
+            try session.update(db)
+        }
+    }
+
+    func events(sessionId: String) async throws -> [SessionEventRecord] {
+        try await read { db in
+            try SessionEventRecord.filter(Column("session_id") == sessionId).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    func insertRuntimeToken(_ token: RuntimeTokenRecord) async throws {
+        try await write { try token.insert($0) }
+    }
+
+    func runtimeToken(id: String) async throws -> RuntimeTokenRecord? {
+        try await read { try RuntimeTokenRecord.fetchOne($0, key: id) }
+    }
+}

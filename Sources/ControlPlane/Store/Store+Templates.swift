@@ -1,0 +1,46 @@
+import FlareContracts
+import Foundation
+import GRDB
+
+extension Store {
+    func insertTemplate(_ template: TemplateRecord) async throws {
+        try await write { try template.insert($0) }
+    }
+
+    /// The owner's template named `reference`, or with that id.
+    func template(ownerId: String, reference: String) async throws -> TemplateRecord? {
+        try await read { db in
+            try TemplateRecord
+                .filter(Column("owner_id") == ownerId && (Column("id") == reference || Column("name") == reference))
+                .fetchOne(db)
+        }
+    }
+
+    func templates(ownerId: String) async throws -> [TemplateRecord] {
+        try await read { try TemplateRecord.filter(Column("owner_id") == ownerId).order(Column("name")).fetchAll($0) }
+    }
+
+    func insertTemplateVersion(_ version: TemplateVersionRecord) async throws {
+        try await write { try version.insert($0) }
+    }
+
+    func templateVersions(templateId: String) async throws -> [TemplateVersionRecord] {
+        try await read { db in
+            try TemplateVersionRecord.filter(Column("template_id") == templateId).order(Column("created_at"))
+                .fetchAll(db)
+        }
+    }
+
+    func templateVersion(id: String) async throws -> TemplateVersionRecord? {
+        try await read { try TemplateVersionRecord.fetchOne($0, key: id) }
+    }
+
+    /// Makes `versionId` the version new sessions of the template use.
+    func promote(templateId: String, versionId: String, at date: Date) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE template_versions SET promoted_at = ? WHERE id = ?", arguments: [date, versionId])
+            try db.execute(sql: "UPDATE templates SET active_version_id = ? WHERE id = ?",
+                           arguments: [versionId, templateId])
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import FlareContracts
+import Foundation
+import GRDB
+
+/// The control plane's persistent state in SQLite (WAL), reached through GRDB.
+///
+/// Every method is one transaction. Concrete today; the methods are the seam a PostgreSQL store
+/// will implement when several control-plane replicas share one database.
+public final class Store: Sendable {
+    let database: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // An acknowledged write survives a crash of the process or the machine.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        database = try DatabasePool(path: path, configuration: configuration)
+        try Migrations.migrator.migrate(database)
+    }
+
+    /// Names of the migrations applied so far, in order.
+    public func appliedMigrations() throws -> [String] {
+        try database.read { try Migrations.migrator.appliedMigrations($0) }
+    }
+
+    func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        try await database.read(body)
+    }
+
+    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        do {
+            return try await database.write(body)
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw StoreError.duplicate
+        }
+    }
+}
+
+/// Store failures the API turns into statuses.
+enum StoreError: Error, Equatable {
+    /// A unique constraint was violated (taken email, name, key…).
+    case duplicate
+}

@@ -1,0 +1,101 @@
+import FlareContracts
+import FlareHTTP
+
+/// Checks a template version request field by field. Every refusal is a 400 whose message names
+/// the field, e.g. `manifest.persistedPaths[1] must be an absolute path`.
+enum ManifestValidator {
+    static let maxPersistedPaths = 8
+    static let reservedEnv: Set<String> = ["HOME", "USER", "LOGNAME", "SHELL"]
+    static let knownFields: Set<String> = ["image", "persistedPaths", "idleTimeoutSeconds", "sleepTtlSeconds", "env"]
+
+    static func validate(_ body: JSONValue) throws -> TemplateVersionCreateRequest {
+        guard case .object(let fields) = body else { throw invalid("body", "must be a JSON object") }
+        let version = try versionString(fields["version"])
+        guard case .object(let manifest)? = fields["manifest"] else {
+            throw invalid("manifest", fields["manifest"] == nil ? "is required" : "must be an object")
+        }
+        if let unknown = manifest.keys.sorted().first(where: { !knownFields.contains($0) }) {
+            throw invalid("manifest.\(unknown)", "is not a known field (known: \(knownFields.sorted().joined(separator: ", ")))")
+        }
+        guard case .string(let image)? = manifest["image"],
+              !image.trimmingCharacters(in: .whitespaces).isEmpty, image.count <= 255
+        else {
+            throw invalid("manifest.image", manifest["image"] == nil ? "is required" : "must be a non-empty string")
+        }
+        let result = TemplateManifest(
+            image: image,
+            persistedPaths: try persistedPaths(manifest["persistedPaths"]),
+            idleTimeoutSeconds: try seconds(manifest["idleTimeoutSeconds"], field: "idleTimeoutSeconds",
+                                            default: 1800, range: 1...604_800),
+            sleepTtlSeconds: try seconds(manifest["sleepTtlSeconds"], field: "sleepTtlSeconds",
+                                         default: 7 * 86400, range: 1...31_536_000),
+            env: try environment(manifest["env"]))
+        return TemplateVersionCreateRequest(version: version, manifest: result)
+    }
+
+    static func invalid(_ field: String, _ problem: String) -> APIError {
+        APIError.badRequest("\(field) \(problem)", code: "invalid_manifest")
+    }
+
+    private static func versionString(_ value: JSONValue?) throws -> String {
+        guard case .string(let version)? = value else {
+            throw invalid("version", value == nil ? "is required" : "must be a string")
+        }
+        let allowed = version.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-+".contains($0)) }
+        guard !version.isEmpty, version.count <= 64, allowed else {
+            throw invalid("version", "must be 1-64 characters of letters, digits, '.', '_', '-' or '+'")
+        }
+        return version
+    }
+
+    private static func persistedPaths(_ value: JSONValue?) throws -> [String] {
+        guard let value else { return [] }
+        guard case .array(let items) = value else { throw invalid("manifest.persistedPaths", "must be an array") }
+        guard items.count <= maxPersistedPaths else {
+            throw invalid("manifest.persistedPaths", "has \(items.count) entries; at most \(maxPersistedPaths) allowed")
+        }
+        var seen: Set<String> = []
+        return try items.enumerated().map { index, item in
+            let field = "manifest.persistedPaths[\(index)]"
+            guard case .string(let path) = item else { throw invalid(field, "must be a string") }
+            guard path.hasPrefix("/") else { throw invalid(field, "must be an absolute path") }
+            guard path != "/" else { throw invalid(field, "cannot be the whole filesystem (/)") }
+            let components = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            guard !path.hasSuffix("/"), !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+                  path.count <= 1024, !path.contains("\0")
+            else { throw invalid(field, "must be a normalized path (no '//', '.', '..' or trailing '/')") }
+            guard seen.insert(path).inserted else { throw invalid(field, "repeats \(path)") }
+            return path
+        }
+    }
+
+    private static func seconds(_ value: JSONValue?, field: String, default fallback: Int, range: ClosedRange<Int>)
+        throws -> Int
+    {
+        guard let value else { return fallback }
+        guard case .integer(let seconds) = value else { throw invalid("manifest.\(field)", "must be a whole number") }
+        guard range.contains(seconds) else {
+            throw invalid("manifest.\(field)", "must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return seconds
+    }
+
+    private static func environment(_ value: JSONValue?) throws -> [String: String] {
+        guard let value else { return [:] }
+        guard case .object(let entries) = value else { throw invalid("manifest.env", "must be an object") }
+        guard entries.count <= 64 else { throw invalid("manifest.env", "has more than 64 variables") }
+        var env: [String: String] = [:]
+        for (name, item) in entries {
+            let field = "manifest.env.\(name)"
+            let validName = name.first.map { $0 == "_" || ($0.isASCII && $0.isLetter) } == true
+                && name.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
+            guard validName, name.count <= 128 else { throw invalid(field, "is not a valid variable name") }
+            guard !reservedEnv.contains(name) else { throw invalid(field, "is set by the session itself") }
+            guard case .string(let text) = item, !text.contains("\0"), text.count <= 4096 else {
+                throw invalid(field, "must be a string of at most 4096 characters")
+            }
+            env[name] = text
+        }
+        return env
+    }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import ControlPlane
+import Foundation
+import Logging
+import ServiceLifecycle
+
+@main
+struct FlareServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flare-server",
+        abstract: "The BurstFlare control plane, with the gateway embedded.",
+        discussion: """
+            Everything is embedded: SQLite and per-session directories in --data-dir, and the host
+            runtime, which runs each session's flare-agent as a child process.
+
+            Example:
+              flare-server --data-dir ./.flare --port 8787
+            """)
+
+    @Option(help: "Data directory (env FLARE_DATA_DIR).")
+    var dataDir: String = ProcessInfo.processInfo.environment["FLARE_DATA_DIR"] ?? "./.flare"
+    @Option(help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+    @Option(help: "Port to listen on; 0 picks a free one (env FLARE_PORT).")
+    var port: Int = Int(ProcessInfo.processInfo.environment["FLARE_PORT"] ?? "") ?? 8787
+    @Option(help: "Session runtime: host.")
+    var runtime: String = "host"
+    @Option(help: "The flare-agent binary (default: next to flare-server; env FLARE_AGENT_BIN).")
+    var agentBinary: String?
+    @Option(help: "Write the bound port to this file once listening.")
+    var portFile: String?
+    @Option(help: "bcrypt cost for password hashes (4-31).")
+    var bcryptCost: UInt8 = 11
+
+    func validate() throws {
+        guard runtime == "host" else { throw ValidationError("--runtime must be 'host' (docker is not available yet)") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
+        guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost must be 4-31") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["FLARE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+            return handler
+        }
+        let logger = Logger(label: "flare-server")
+        let executableDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
+        let agent = agentBinary ?? ProcessInfo.processInfo.environment["FLARE_AGENT_BIN"]
+            ?? executableDirectory.appendingPathComponent("flare-agent").path
+        guard FileManager.default.isExecutableFile(atPath: agent) else {
+            throw ValidationError("flare-agent not found at \(agent); pass --agent-binary")
+        }
+        var configuration = ControlPlaneConfiguration(
+            dataDirectory: URL(fileURLWithPath: dataDir).standardizedFileURL, agentExecutable: agent)
+        configuration.host = host
+        configuration.port = port
+        configuration.bcryptCost = bcryptCost
+        let server = try ControlPlaneServer(configuration: configuration, logger: logger)
+        let host = self.host
+        let portFile = self.portFile
+        let service = ServerService(server: server) { port in
+            FileHandle.standardOutput.write(Data("flare-server listening on http://\(host):\(port)\n".utf8))
+            if let portFile { try? "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8) }
+        }
+        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}
+
+/// Runs the server, reporting the bound port.
+struct ServerService: Service {
+    let server: ControlPlaneServer
+    let onListening: @Sendable (Int) async -> Void
+
+    func run() async throws {
+        try await server.run(onListening: onListening)
+    }
+}
