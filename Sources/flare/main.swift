@@ -1,1 +1,3 @@
-print("x")
+import FlareCLI
+
+await Flare.runMain()

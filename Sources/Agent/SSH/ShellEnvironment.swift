@@ -19,7 +19,8 @@ public struct ShellEnvironment: Sendable {
     /// Maps a path inside the session to the real path on this machine.
     public func realPath(_ sessionPath: String) -> String {
         guard root != "/" else { return sessionPath }
-        return (root as NSString).appendingPathComponent(sessionPath)
+        let base = root.hasSuffix("/") ? String(root.dropLast()) : root
+        return sessionPath.hasPrefix("/") ? base + sessionPath : base + "/" + sessionPath
     }
 
     /// The real HOME directory (created if missing).

@@ -1,0 +1,70 @@
+import ArgumentParser
+import FlareContracts
+import Foundation
+
+extension Flare {
+    struct SSH: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ssh",
+            abstract: "Open a shell in a session, or run a command there, with the real OpenSSH client.",
+            discussion: """
+                The first use creates an SSH key for you and registers it. The session's host key is
+                pinned, so strict host-key checking stays on. The exit status is the remote command's.
+
+                Examples:
+                  flare ssh dev
+                  flare ssh dev -- make test
+                  flare ssh dev -t -- htop
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Session name or id.")
+        var session: String
+        @Flag(name: .shortAndLong, help: "Force a terminal even for a command.")
+        var tty = false
+        @Argument(parsing: .postTerminator, help: "Command to run instead of a login shell.")
+        var command: [String] = []
+
+        func run() async throws {
+            let client = try global.authenticatedClient()
+            let info: SessionInfo = try await client.get("/api/sessions/\(escaped(session))")
+            try requireRunning(info)
+            try await UserKey.ensureRegistered(client: client)
+            try UserKey.pinHostKey(of: info)
+            let proxy = [currentExecutable(), "ssh-proxy", info.id, "--url", global.resolvedURL].map(shellQuoted)
+                .joined(separator: " ")
+            var arguments = [
+                "ssh",
+                "-i", UserKey.privateKeyPath.path,
+                "-o", "IdentitiesOnly=yes",
+                "-o", "IdentityAgent=none",
+                "-o", "UserKnownHostsFile=\(UserKey.knownHostsPath.path)",
+                "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", "StrictHostKeyChecking=yes",
+                "-o", "HostKeyAlias=\(UserKey.hostAlias(info))",
+                "-o", "ProxyCommand=\(proxy)",
+                "-o", "ServerAliveInterval=30",
+            ]
+            if tty { arguments.append("-tt") }
+            arguments += ["flare@\(info.name).flare"]
+            if !command.isEmpty { arguments += ["--"] + command }
+            let argv = arguments.map { strdup($0) } + [nil]
+            execvp("ssh", argv)
+            throw CLIError("could not run ssh (\(String(cString: strerror(errno)))); install the OpenSSH client")
+        }
+    }
+}
+
+/// Explains, in words, why a session cannot be connected to right now.
+func requireRunning(_ info: SessionInfo) throws {
+    switch info.state {
+    case .running, .starting: return
+    case .created, .sleeping:
+        throw CLIError("session \(info.name) is \(info.state.rawValue); start it with `flare session start \(info.name)`")
+    case .stopping:
+        throw CLIError("session \(info.name) is stopping; start it again with `flare session start \(info.name)`")
+    case .failed:
+        throw CLIError("session \(info.name) failed (\(info.stateReason)); restart it with `flare session start \(info.name)`")
+    case .deleted:
+        throw CLIError("session \(info.name) was deleted")
+    }
+}

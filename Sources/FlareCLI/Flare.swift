@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+
+/// `flare`: the BurstFlare command line.
+public struct Flare: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "flare",
+        abstract: "Burst development environments: templates, sessions and real SSH.",
+        discussion: """
+            Quick start:
+              flare auth register --email you@example.com --password-stdin
+              flare template create base
+              flare template upload base --version 1 --manifest manifest.json
+              flare template promote base 1
+              flare session up dev --template base
+              flare ssh dev
+            """,
+        version: "0.1.0",
+        subcommands: [Auth.self, Template.self, Session.self, SSH.self, SSHProxy.self])
+
+    public init() {}
+
+    /// Runs the CLI, printing failures as `error: …` with exit status 1.
+    public static func runMain() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CLIError {
+            printError(error.description)
+            Foundation.exit(1)
+        } catch let error as APIClient.ServerError {
+            printError(error.message)
+            Foundation.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+}
+
+func printStatus(_ message: String) {
+    FileHandle.standardError.write(Data("\(message)\n".utf8))
+}
+
+/// Prints rows as aligned columns under a header.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let widths = header.indices.map { column in
+        ([header[column]] + rows.map { $0[column] }).map(\.count).max() ?? 0
+    }
+    for row in [header] + rows {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "  "))
+    }
+}
+
+/// Prints a value as pretty JSON.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .iso8601
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+func relative(_ date: Date?) -> String {
+    guard let date else { return "-" }
+    let seconds = Int(Date().timeIntervalSince(date))
+    switch seconds {
+    case ..<60: return "\(max(0, seconds))s ago"
+    case ..<3600: return "\(seconds / 60)m ago"
+    case ..<86400: return "\(seconds / 3600)h ago"
+    default: return "\(seconds / 86400)d ago"
+    }
+}
