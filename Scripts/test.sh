@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite (unit, router, agent against
+# OpenSSH, and end to end through flare-server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash Scripts/install-deps.sh
+# The end-to-end tests run the built executables, so build them all first.
+swift build --build-tests
+swift test --skip-build

@@ -1,0 +1,292 @@
+@testable import ControlPlane
+import Crypto
+import FlareContracts
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+/// Every route through the real router, store and validation; each test has its own data dir.
+@Suite struct APIRoutesTests {
+    struct Harness {
+        let directory: TemporaryDirectory
+        let server: ControlPlaneServer
+
+        init() throws {
+            directory = try TemporaryDirectory()
+            var configuration = ControlPlaneConfiguration(
+                dataDirectory: directory.url.appendingPathComponent("data"),
+                agentExecutable: TestProcess.binary("flare-agent"))
+            configuration.bcryptCost = 4
+            server = try ControlPlaneServer(configuration: configuration, logger: Logger(label: "test"))
+        }
+
+        func run(_ body: @Sendable @escaping (any TestClientProtocol) async throws -> Void) async throws {
+            let app = Application(router: server.makeRouter())
+            try await app.test(.router) { try await body($0) }
+        }
+    }
+
+    static func json(_ value: some Encodable) -> ByteBuffer {
+        ByteBuffer(data: try! FlareJSON.encoder().encode(value))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
+        try FlareJSON.decoder().decode(T.self, from: Data(buffer: response.body))
+    }
+
+    static func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
+
+    static func register(_ client: any TestClientProtocol, _ email: String) async throws -> String {
+        try await client.execute(uri: "/api/auth/register", method: .post,
+                                 body: json(Credentials(email: email, password: "correct horse"))) {
+            #expect($0.status == .created)
+            return try decode(AuthResponse.self, $0).accessToken
+        }
+    }
+
+    /// Registers a user with a promoted template and a session named `dev`; returns the token and session.
+    static func userWithSession(_ client: any TestClientProtocol, _ email: String) async throws -> (String, SessionInfo) {
+        let token = try await register(client, email)
+        try await client.execute(uri: "/api/templates", method: .post, headers: bearer(token),
+                                 body: json(TemplateCreateRequest(name: "base"))) { #expect($0.status == .created) }
+        try await client.execute(uri: "/api/templates/base/versions", method: .post, headers: bearer(token),
+                                 body: ByteBuffer(string: #"{"version":"1","manifest":{"image":"debian"}}"#)) {
+            #expect($0.status == .created)
+        }
+        try await client.execute(uri: "/api/templates/base/promote", method: .post, headers: bearer(token),
+                                 body: ByteBuffer(string: #"{"version":"1"}"#)) { #expect($0.status == .ok) }
+        let session = try await client.execute(uri: "/api/sessions", method: .post, headers: bearer(token),
+                                               body: json(SessionCreateRequest(name: "dev", template: "base"))) {
+            #expect($0.status == .created)
+            return try decode(SessionInfo.self, $0)
+        }
+        return (token, session)
+    }
+
+    @Test func healthNeedsNoAuth() async throws {
+        try await Harness().run { client in
+            try await client.execute(uri: "/api/health", method: .get) {
+                #expect($0.status == .ok)
+                #expect(try Self.decode(HealthResponse.self, $0).status == "ok")
+            }
+        }
+    }
+
+    @Test func registerLoginMeLogout() async throws {
+        try await Harness().run { client in
+            let token = try await Self.register(client, "Ada@Example.com")
+            try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(token)) {
+                #expect(try Self.decode(UserInfo.self, $0).email == "ada@example.com")
+            }
+            let second = try await client.execute(
+                uri: "/api/auth/login", method: .post,
+                body: Self.json(Credentials(email: "ada@example.com", password: "correct horse"))) {
+                #expect($0.status == .ok)
+                return try Self.decode(AuthResponse.self, $0).accessToken
+            }
+            try await client.execute(uri: "/api/auth/logout", method: .post, headers: Self.bearer(second)) {
+                #expect($0.status == .noContent)
+            }
+            try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(second)) {
+                #expect($0.status == .unauthorized)
+            }
+            // The other token is untouched.
+            try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(token)) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test func wrongPasswordAndUnknownEmailGetTheSameAnswer() async throws {
+        try await Harness().run { client in
+            _ = try await Self.register(client, "a@b.co")
+            let wrongPassword = try await client.execute(
+                uri: "/api/auth/login", method: .post, body: Self.json(Credentials(email: "a@b.co", password: "nope-nope"))) {
+                #expect($0.status == .unauthorized)
+                return try Self.decode(ErrorBody.self, $0).error
+            }
+            let unknownEmail = try await client.execute(
+                uri: "/api/auth/login", method: .post, body: Self.json(Credentials(email: "x@b.co", password: "nope-nope"))) {
+                #expect($0.status == .unauthorized)
+                return try Self.decode(ErrorBody.self, $0).error
+            }
+            #expect(wrongPassword.code == "invalid_credentials")
+            #expect(wrongPassword.message == unknownEmail.message)
+            #expect(!wrongPassword.requestId.isEmpty)
+        }
+    }
+
+    @Test func duplicateEmailIsAConflict() async throws {
+        try await Harness().run { client in
+            _ = try await Self.register(client, "a@b.co")
+            try await client.execute(uri: "/api/auth/register", method: .post,
+                                     body: Self.json(Credentials(email: "A@B.CO", password: "password99"))) {
+                #expect($0.status == .conflict)
+                #expect(try Self.decode(ErrorBody.self, $0).error.code == "email_taken")
+            }
+        }
+    }
+
+    @Test func malformedBodiesGetTheErrorShape() async throws {
+        try await Harness().run { client in
+            try await client.execute(uri: "/api/auth/register", method: .post, body: ByteBuffer(string: "{\"email\":")) {
+                #expect($0.status == .badRequest)
+                #expect(try Self.decode(ErrorBody.self, $0).error.code == "invalid_request")
+            }
+            try await client.execute(uri: "/api/auth/register", method: .post, body: ByteBuffer(string: "{\"email\":\"a@b.co\"}")) {
+                #expect($0.status == .badRequest)
+                #expect(try Self.decode(ErrorBody.self, $0).error.message == "password is required")
+            }
+            try await client.execute(uri: "/api/auth/register", method: .post,
+                                     body: Self.json(Credentials(email: "a@b.co", password: "short"))) {
+                #expect($0.status == .badRequest)
+                #expect(try Self.decode(ErrorBody.self, $0).error.code == "weak_password")
+            }
+            try await client.execute(uri: "/api/auth/register", method: .post,
+                                     body: ByteBuffer(string: String(repeating: "x", count: 200_000))) {
+                #expect($0.status == .contentTooLarge)
+            }
+            try await client.execute(uri: "/api/nowhere", method: .get) {
+                #expect($0.status == .notFound)
+                #expect(try Self.decode(ErrorBody.self, $0).error.code == "not_found")
+            }
+            try await client.execute(uri: "/api/sessions", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer("flr_forged")) {
+                #expect($0.status == .unauthorized)
+            }
+        }
+    }
+
+    @Test func sshKeysAddListDelete() async throws {
+        try await Harness().run { client in
+            let token = try await Self.register(client, "a@b.co")
+            let pair = OpenSSHKeyPair.generateEd25519(comment: "laptop")
+            let added = try await client.execute(uri: "/api/ssh-keys", method: .post, headers: Self.bearer(token),
+                                                 body: Self.json(SSHKeyCreateRequest(name: nil, publicKey: pair.publicKeyLine))) {
+                #expect($0.status == .created)
+                return try Self.decode(SSHKeyInfo.self, $0)
+            }
+            #expect(added.name == "laptop")
+            #expect(added.fingerprint == SSHPublicKey(line: pair.publicKeyLine)?.fingerprint)
+            try await client.execute(uri: "/api/ssh-keys", method: .post, headers: Self.bearer(token),
+                                     body: Self.json(SSHKeyCreateRequest(name: nil, publicKey: pair.publicKeyLine))) {
+                #expect($0.status == .conflict)
+            }
+            try await client.execute(uri: "/api/ssh-keys", method: .post, headers: Self.bearer(token),
+                                     body: Self.json(SSHKeyCreateRequest(name: nil, publicKey: "ssh-ed25519 garbage"))) {
+                #expect($0.status == .badRequest)
+            }
+            try await client.execute(uri: "/api/ssh-keys", method: .get, headers: Self.bearer(token)) {
+                #expect(try Self.decode([SSHKeyInfo].self, $0).map(\.id) == [added.id])
+            }
+            let other = try await Self.register(client, "c@d.co")
+            try await client.execute(uri: "/api/ssh-keys/\(added.id)", method: .delete, headers: Self.bearer(other)) {
+                #expect($0.status == .notFound)
+            }
+            try await client.execute(uri: "/api/ssh-keys/\(added.id)", method: .delete, headers: Self.bearer(token)) {
+                #expect($0.status == .noContent)
+            }
+        }
+    }
+
+    @Test func templatesAndSessionsByNameOrId() async throws {
+        try await Harness().run { client in
+            let (token, session) = try await Self.userWithSession(client, "a@b.co")
+            #expect(session.state == .created)
+            #expect(session.templateVersion == "1")
+            #expect(session.hostPublicKey.hasPrefix("ssh-ed25519 "))
+            for reference in ["dev", session.id] {
+                try await client.execute(uri: "/api/sessions/\(reference)", method: .get, headers: Self.bearer(token)) {
+                    #expect(try Self.decode(SessionInfo.self, $0).id == session.id)
+                }
+            }
+            try await client.execute(uri: "/api/sessions/dev/events", method: .get, headers: Self.bearer(token)) {
+                let events = try Self.decode([SessionEvent].self, $0)
+                #expect(events.map(\.toState) == [.created])
+            }
+            try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
+                                     body: Self.json(SessionCreateRequest(name: "dev", template: "base"))) {
+                #expect($0.status == .conflict)
+            }
+            try await client.execute(uri: "/api/templates/base/versions", method: .post, headers: Self.bearer(token),
+                                     body: ByteBuffer(string: #"{"version":"2","manifest":{"image":"x","persistedPaths":["home"]}}"#)) {
+                #expect($0.status == .badRequest)
+                #expect(try Self.decode(ErrorBody.self, $0).error.message
+                    == "manifest.persistedPaths[0] must be an absolute path")
+            }
+            try await client.execute(uri: "/api/templates", method: .post, headers: Self.bearer(token),
+                                     body: Self.json(TemplateCreateRequest(name: "empty"))) { #expect($0.status == .created) }
+            try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
+                                     body: Self.json(SessionCreateRequest(name: "x", template: "empty"))) {
+                #expect($0.status == .conflict)
+                #expect(try Self.decode(ErrorBody.self, $0).error.code == "template_not_promoted")
+            }
+            try await client.execute(uri: "/api/sessions/dev", method: .delete, headers: Self.bearer(token)) {
+                #expect($0.status == .noContent)
+            }
+            try await client.execute(uri: "/api/sessions/dev", method: .get, headers: Self.bearer(token)) {
+                #expect($0.status == .notFound)
+            }
+        }
+    }
+
+    @Test func anotherUsersSessionIsNotFound() async throws {
+        try await Harness().run { client in
+            let (_, session) = try await Self.userWithSession(client, "a@b.co")
+            let intruder = try await Self.register(client, "evil@b.co")
+            for (uri, method) in [("/api/sessions/\(session.id)", HTTPRequest.Method.get),
+                                  ("/api/sessions/\(session.id)/start", .post),
+                                  ("/api/sessions/\(session.id)/events", .get),
+                                  ("/api/sessions/\(session.id)", .delete)] {
+                try await client.execute(uri: uri, method: method, headers: Self.bearer(intruder)) {
+                    #expect($0.status == .notFound, "\(method) \(uri)")
+                }
+            }
+            try await client.execute(uri: "/api/sessions/\(session.id)/runtime-token", method: .post,
+                                     headers: Self.bearer(intruder), body: Self.json(RuntimeTokenRequest(purpose: .ssh))) {
+                #expect($0.status == .notFound)
+            }
+        }
+    }
+
+    @Test func gatewayChecksTokensBeforeUpgrading() async throws {
+        let harness = try Harness()
+        let signingKey = try Curve25519.Signing.PrivateKey(rawRepresentation: Data(contentsOf:
+            harness.directory.url.appendingPathComponent("data/runtime-token-ed25519.key")))
+        try await harness.run { client in
+            let (token, session) = try await Self.userWithSession(client, "a@b.co")
+            let issued = try await client.execute(uri: "/api/sessions/dev/runtime-token", method: .post,
+                                                  headers: Self.bearer(token), body: Self.json(RuntimeTokenRequest(purpose: .ssh))) {
+                #expect($0.status == .created)
+                return try Self.decode(RuntimeTokenResponse.self, $0)
+            }
+            #expect(issued.expiresAt.timeIntervalSinceNow <= 300 && issued.expiresAt.timeIntervalSinceNow > 280)
+            let upgrade: HTTPFields = [.connection: "Upgrade", .upgrade: "websocket", .secWebSocketVersion: "13",
+                                       .secWebSocketKey: "dGhlIHNhbXBsZSBub25jZQ=="]
+            func attempt(_ token: String?, session id: String = session.id) async throws -> (HTTPResponse.Status, String) {
+                var headers = upgrade
+                if let token { headers[.authorization] = "Bearer \(token)" }
+                return try await client.execute(uri: "/gateway/ssh/\(id)", method: .get, headers: headers) {
+                    ($0.status, (try? Self.decode(ErrorBody.self, $0).error.code) ?? "")
+                }
+            }
+            #expect(try await attempt(nil) == (.unauthorized, "token_missing"))
+            let forged = try RuntimeToken.sign(RuntimeTokenClaims(
+                id: "rt_x", sessionId: session.id, userId: "usr_x", purpose: .ssh, issuedAt: Date(),
+                expiresAt: Date().addingTimeInterval(60)), with: Curve25519.Signing.PrivateKey())
+            #expect(try await attempt(forged) == (.unauthorized, "token_invalid"))
+            let expired = try RuntimeToken.sign(RuntimeTokenClaims(
+                id: issued.token, sessionId: session.id, userId: "usr_x", purpose: .ssh,
+                issuedAt: Date().addingTimeInterval(-400), expiresAt: Date().addingTimeInterval(-100)), with: signingKey)
+            #expect(try await attempt(expired) == (.unauthorized, "token_expired"))
+            #expect(try await attempt(issued.token, session: "ses_other") == (.forbidden, "token_wrong_session"))
+            let terminal = try await client.execute(uri: "/api/sessions/dev/runtime-token", method: .post,
+                                                    headers: Self.bearer(token), body: Self.json(RuntimeTokenRequest(purpose: .terminal))) {
+                try Self.decode(RuntimeTokenResponse.self, $0).token
+            }
+            #expect(try await attempt(terminal) == (.forbidden, "token_wrong_purpose"))
+            // A genuine token for a session that is not running: refused with a reason, no upgrade.
+            #expect(try await attempt(issued.token) == (.conflict, "session_not_running"))
+        }
+    }
+}

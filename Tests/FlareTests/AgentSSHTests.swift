@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// The agent against the real OpenSSH client.
+@Suite(.serialized) struct AgentSSHTests {
+    @Test func execReportsOutputAndExactExitStatus() throws {
+        let fixture = try AgentFixture()
+        let result = try TestProcess.run(try fixture.ssh() + ["echo out; echo err >&2; exit 7"])
+        #expect(result.status == 7)
+        #expect(result.stdout == "out\n")
+        #expect(result.stderr.contains("err"))
+    }
+
+    @Test func stdinReachesTheCommandByteForByte() throws {
+        let fixture = try AgentFixture()
+        var rng = SystemRandomNumberGenerator()
+        let payload = Data((0..<3_000_000).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        let echoed = try TestProcess.run(try fixture.ssh() + ["cat"], stdin: payload)
+        #expect(echoed.status == 0)
+        #expect(Data(echoed.stdout.utf8).count > 0)
+        let counted = try TestProcess.run(try fixture.ssh() + ["wc -c"], stdin: payload)
+        #expect(counted.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3000000")
+        let hashed = try TestProcess.run(try fixture.ssh() + ["sha256sum | cut -d' ' -f1"], stdin: payload)
+        let local = try TestProcess.run(["sha256sum"], stdin: payload).stdout.split(separator: " ").first ?? ""
+        #expect(hashed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == String(local))
+    }
+
+    @Test func commandKilledBySignalEndsLikeOpenSSH() throws {
+        let fixture = try AgentFixture()
+        // OpenSSH's client exits 255 when the server reports exit-signal instead of exit-status.
+        let result = try TestProcess.run(try fixture.ssh(["-v"]) + ["kill -TERM $$"])
+        #expect(result.status == 255)
+        #expect(result.stderr.contains("exit-signal"))
+    }
+
+    @Test func ptyShellGetsTerminalAndRequestedSize() throws {
+        let fixture = try AgentFixture()
+        let ssh = try fixture.ssh(["-tt"]).map { "'\($0)'" }.joined(separator: " ")
+        let script = "stty cols 97 rows 31; \(ssh) 'tty; stty size; echo TERM=$TERM'"
+        let result = try TestProcess.run(["script", "-qec", script, "/dev/null"], environment: ["TERM": "xterm-256color"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("/dev/pts/"))
+        #expect(result.stdout.contains("31 97"))
+        #expect(result.stdout.contains("TERM=xterm-256color"))
+    }
+
+    @Test func unregisteredKeyIsRefused() throws {
+        let fixture = try AgentFixture()
+        let result = try TestProcess.run(try fixture.ssh(key: "otherkey") + ["echo should-not-run"])
+        #expect(result.status == 255)
+        #expect(result.stderr.contains("Permission denied"))
+        #expect(!result.stdout.contains("should-not-run"))
+    }
+
+    @Test func shellRunsInHomeWithLoginEnvironment() throws {
+        let fixture = try AgentFixture()
+        let result = try TestProcess.run(try fixture.ssh() + ["pwd; echo $HOME; echo $USER; echo $PATH"])
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let home = fixture.directory.path("root") + "/home/flare"
+        #expect(lines.first == home)
+        #expect(lines.dropFirst().first == home)
+        #expect(lines.count == 4 && !lines[2].isEmpty && lines[3].contains("/usr/bin"))
+    }
+
+    @Test func childrenInheritNoAgentSockets() throws {
+        let fixture = try AgentFixture()
+        // Any descriptor beyond stdin/stdout/stderr that is a socket would be libssh's.
+        let result = try TestProcess.run(try fixture.ssh() + ["ls -l /proc/$$/fd | grep -c socket || true"])
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+    }
+
+    @Test func manyConcurrentConnections() async throws {
+        let fixture = try AgentFixture()
+        let command = try fixture.ssh()
+        let outputs = try await withThrowingTaskGroup(of: (Int, CommandResult).self) { group in
+            for index in 0..<20 {
+                group.addTask { (index, try TestProcess.run(command + ["echo conn-\(index)"])) }
+            }
+            return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        for index in 0..<20 {
+            #expect(outputs[index]?.status == 0)
+            #expect(outputs[index]?.stdout == "conn-\(index)\n")
+        }
+    }
+}

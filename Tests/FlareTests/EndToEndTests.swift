@@ -1,0 +1,97 @@
+import FlareContracts
+import Foundation
+import Testing
+
+/// The whole path a user takes: flare → flare-server (gateway embedded) → flare-agent, with OpenSSH.
+@Suite(.serialized) struct EndToEndTests {
+    @Test func signUpStartSessionAndGetARealShell() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+
+        let up = try fixture.flare(["session", "up", "dev", "--template", "base"])
+        #expect(up.status == 0, "\(up.stderr)")
+        let listed = try fixture.flare(["session", "list", "--json"])
+        let sessions = try FlareJSON.decoder().decode([SessionInfo].self, from: Data(listed.stdout.utf8))
+        #expect(sessions.map(\.name) == ["dev"])
+        #expect(sessions.first?.state == .running)
+
+        let exec = try fixture.flare(["ssh", "dev", "--", "echo hi; exit 7"])
+        #expect(exec.stdout == "hi\n")
+        #expect(exec.status == 7)
+
+        // A PTY of the local terminal's size, through the real ssh client and the gateway.
+        let flare = TestProcess.binary("flare")
+        let pty = try TestProcess.run(
+            ["script", "-qec", "stty cols 111 rows 37; '\(flare)' ssh dev -t -- 'tty; stty size'", "/dev/null"],
+            environment: fixture.environment)
+        #expect(pty.stdout.contains("/dev/pts/"), "\(pty.stdout) \(pty.stderr)")
+        #expect(pty.stdout.contains("37 111"))
+
+        // Bytes in and out are exact.
+        var rng = SystemRandomNumberGenerator()
+        let payload = Data((0..<2_000_000).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        let hashed = try TestProcess.run([flare, "ssh", "dev", "--", "sha256sum"], environment: fixture.environment,
+                                         stdin: payload)
+        let local = try TestProcess.run(["sha256sum"], stdin: payload)
+        #expect(hashed.stdout.prefix(64) == local.stdout.prefix(64))
+
+        let stopped = try fixture.flare(["session", "stop", "dev"])
+        #expect(stopped.status == 0)
+        let refused = try fixture.flare(["ssh", "dev", "--", "true"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("sleeping"))
+        let events = try fixture.flare(["session", "events", "dev", "--json"])
+        let states = try FlareJSON.decoder().decode([SessionEvent].self, from: Data(events.stdout.utf8)).map(\.toState)
+        #expect(states == [.created, .starting, .running, .stopping, .sleeping])
+
+        let deleted = try fixture.flare(["session", "delete", "dev"])
+        #expect(deleted.status == 0)
+        let gone = try fixture.flare(["session", "get", "dev"])
+        #expect(gone.status == 1)
+        #expect(gone.stderr.contains("not found"))
+    }
+
+    @Test func anUnregisteredKeyCannotGetInThroughTheGateway() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        // Registers the CLI's own key and pins the host key.
+        #expect(try fixture.flare(["ssh", "dev", "--", "true"]).status == 0)
+
+        let stranger = fixture.directory.path("stranger")
+        #expect(try TestProcess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger]).status == 0)
+        let cli = fixture.directory.path("cli")
+        let proxy = "'\(TestProcess.binary("flare"))' ssh-proxy dev"
+        let result = try TestProcess.run([
+            "ssh", "-F", "/dev/null", "-i", stranger, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+            "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=\(cli)/known_hosts", "-o", "StrictHostKeyChecking=yes",
+            "-o", "HostKeyAlias=flare-\(try sessionId(fixture))", "-o", "ProxyCommand=\(proxy)", "flare@dev.flare",
+            "echo should-not-run",
+        ], environment: fixture.environment)
+        #expect(result.status == 255)
+        #expect(result.stderr.contains("Permission denied"))
+        #expect(!result.stdout.contains("should-not-run"))
+    }
+
+    @Test func agentThatDiesMarksTheSessionFailed() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let killed = try TestProcess.run(["pkill", "-KILL", "-f", "--", "--session \(try sessionId(fixture))"])
+        #expect(killed.status == 0)
+        let failed = waitFor(timeout: 10) {
+            (try? fixture.flare(["session", "get", "dev", "--json"]).stdout.contains("\"state\" : \"failed\"")) == true
+        }
+        #expect(failed)
+        let info = try fixture.flare(["session", "get", "dev"])
+        #expect(info.stdout.contains("killed by signal"))
+        // And it can be started again.
+        #expect(try fixture.flare(["session", "start", "dev"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo back"]).stdout == "back\n")
+    }
+
+    func sessionId(_ fixture: ServerFixture) throws -> String {
+        let json = try fixture.flare(["session", "get", "dev", "--json"]).stdout
+        return try FlareJSON.decoder().decode(SessionInfo.self, from: Data(json.utf8)).id
+    }
+}

@@ -1,0 +1,62 @@
+@testable import ControlPlane
+import FlareContracts
+import FlareHTTP
+import Foundation
+import Testing
+
+@Suite struct ManifestValidatorTests {
+    func validate(_ json: String) throws -> TemplateVersionCreateRequest {
+        try ManifestValidator.validate(try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)))
+    }
+
+    func message(_ json: String) -> String? {
+        do {
+            _ = try validate(json)
+            return nil
+        } catch let error as APIError {
+            #expect(error.status == .badRequest)
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func completeManifestIsAccepted() throws {
+        let request = try validate("""
+            {"version":"1.2.0","manifest":{"image":"debian:bookworm","persistedPaths":["/home/flare","/srv/data"],
+             "idleTimeoutSeconds":600,"sleepTtlSeconds":3600,"env":{"EDITOR":"vim"}}}
+            """)
+        #expect(request.manifest.persistedPaths == ["/home/flare", "/srv/data"])
+        #expect(request.manifest.idleTimeoutSeconds == 600)
+        #expect(request.manifest.env == ["EDITOR": "vim"])
+    }
+
+    @Test func defaultsApply() throws {
+        let request = try validate(#"{"version":"1","manifest":{"image":"x"}}"#)
+        #expect(request.manifest.persistedPaths.isEmpty)
+        #expect(request.manifest.idleTimeoutSeconds == 1800)
+    }
+
+    @Test func eachBadFieldIsNamed() {
+        #expect(message(#"{"version":"1","manifest":{}}"#) == "manifest.image is required")
+        #expect(message(#"{"manifest":{"image":"x"}}"#) == "version is required")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","persistedPaths":["relative"]}}"#)
+            == "manifest.persistedPaths[0] must be an absolute path")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","persistedPaths":["/a","/b/../c"]}}"#)?
+            .hasPrefix("manifest.persistedPaths[1] must be a normalized path") == true)
+        let nine = (1...9).map { "\"/p\($0)\"" }.joined(separator: ",")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","persistedPaths":[\#(nine)]}}"#)
+            == "manifest.persistedPaths has 9 entries; at most 8 allowed")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","idleTimeoutSeconds":"10"}}"#)
+            == "manifest.idleTimeoutSeconds must be a whole number")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","sleepTtlSeconds":true}}"#)
+            == "manifest.sleepTtlSeconds must be a whole number")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","env":{"HOME":"/x"}}}"#)
+            == "manifest.env.HOME is set by the session itself")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","env":{"1X":"y"}}}"#)
+            == "manifest.env.1X is not a valid variable name")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","imagee":"y"}}"#)?
+            .hasPrefix("manifest.imagee is not a known field") == true)
+        #expect(message(#"{"version":"../x","manifest":{"image":"x"}}"#)?.hasPrefix("version must be") == true)
+    }
+}

@@ -1,0 +1,64 @@
+@testable import ControlPlane
+import FlareContracts
+import Foundation
+import Testing
+
+@Suite struct StoreTests {
+    func makeStore() throws -> (Store, TemporaryDirectory) {
+        let directory = try TemporaryDirectory()
+        return (try Store(path: directory.path("flare.sqlite")), directory)
+    }
+
+    func user(_ email: String) -> UserRecord {
+        UserRecord(id: FlareID.make("usr"), email: email, passwordHash: "x", createdAt: Date())
+    }
+
+    @Test func migrationsApplyOnceAndSurviveReopening() throws {
+        let directory = try TemporaryDirectory()
+        let first = try Store(path: directory.path("flare.sqlite"))
+        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions"])
+        let reopened = try Store(path: directory.path("flare.sqlite"))
+        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions"])
+    }
+
+    @Test func emailsAreUniqueWhateverTheCase() async throws {
+        let (store, _directory) = try makeStore()
+        _ = _directory
+        try await store.insertUser(user("Dev@Example.com"))
+        await #expect(throws: StoreError.duplicate) { try await store.insertUser(user("dev@example.com")) }
+        #expect(try await store.user(email: "DEV@example.COM") != nil)
+    }
+
+    @Test func transitionsAreCheckedAndRecordedAsEvents() async throws {
+        let (store, _directory) = try makeStore()
+        _ = _directory
+        let owner = user("a@b.co")
+        try await store.insertUser(owner)
+        let template = TemplateRecord(id: "tpl_1", ownerId: owner.id, name: "base", description: "",
+                                      activeVersionId: nil, createdAt: Date())
+        try await store.insertTemplate(template)
+        try await store.insertTemplateVersion(TemplateVersionRecord(
+            id: "tv_1", templateId: "tpl_1", version: "1", manifestJson: "{\"image\":\"x\"}", createdAt: Date(),
+            promotedAt: nil))
+        let session = SessionRecord(
+            id: "ses_1", ownerId: owner.id, name: "dev", templateId: "tpl_1", templateVersionId: "tv_1",
+            state: .created, stateReason: "created", hostPrivateKey: "k", hostPublicKey: "p", agentTokenHash: nil,
+            agentPid: nil, agentEndpoint: nil, lastHeartbeatAt: nil, activityJson: nil, createdAt: Date(),
+            updatedAt: Date())
+        try await store.insertSession(session, reason: "created")
+        // A transition from the wrong state changes nothing.
+        #expect(try await store.transition(sessionId: "ses_1", from: .running, to: .stopping, reason: "x", at: Date()) == nil)
+        let moved = try await store.transition(sessionId: "ses_1", from: .created, to: .starting, reason: "go", at: Date())
+        #expect(moved?.state == .starting)
+        let events = try await store.events(sessionId: "ses_1")
+        #expect(events.map(\.toState) == [.created, .starting])
+        #expect(events.last?.reason == "go")
+        // Names are unique among live sessions only.
+        var twin = session
+        twin.id = "ses_2"
+        await #expect(throws: StoreError.duplicate) { try await store.insertSession(twin, reason: "created") }
+        _ = try await store.transition(sessionId: "ses_1", from: .starting, to: .deleted, reason: "bye", at: Date())
+        try await store.insertSession(twin, reason: "created")
+        #expect(try await store.session(ownerId: owner.id, reference: "dev")?.id == "ses_2")
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// A real `flare-server` on a free port with its own data directory, and a `flare` CLI with its
+/// own config directory pointed at it.
+final class ServerFixture {
+    let directory: TemporaryDirectory
+    let server: BackgroundProcess
+    let url: String
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        let portFile = directory.path("port")
+        server = try BackgroundProcess([
+            TestProcess.binary("flare-server"), "--data-dir", directory.path("data"), "--port", "0",
+            "--port-file", portFile, "--bcrypt-cost", "4",
+        ])
+        guard waitFor({ FileManager.default.fileExists(atPath: portFile) }),
+              let port = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        else { throw FixtureError("flare-server did not start: \(server.output)") }
+        url = "http://127.0.0.1:\(port)"
+    }
+
+    var environment: [String: String] {
+        ["FLARE_URL": url, "FLARE_CONFIG_DIR": directory.path("cli"), "HOME": directory.path("home")]
+    }
+
+    /// Runs `flare ARGS…` as a user would.
+    @discardableResult
+    func flare(_ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 90) throws -> CommandResult {
+        try TestProcess.run([TestProcess.binary("flare")] + arguments, environment: environment,
+                            stdin: stdin.map { Data($0.utf8) }, timeout: timeout)
+    }
+
+    /// Signs up, and makes and promotes a template `base` from `manifest`.
+    func signUpWithTemplate(manifest: String = #"{"image":"debian:bookworm","persistedPaths":["/home/flare/work"]}"#)
+        throws
+    {
+        let registered = try flare(["auth", "register", "--email", "dev@example.com", "--password-stdin"],
+                                   stdin: "a long password\n")
+        guard registered.status == 0 else { throw FixtureError("register failed: \(registered.stderr)") }
+        let manifestPath = directory.path("manifest.json")
+        try manifest.write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        for command in [["template", "create", "base"],
+                        ["template", "upload", "base", "--version", "1", "--manifest", manifestPath],
+                        ["template", "promote", "base", "1"]] {
+            let result = try flare(command)
+            guard result.status == 0 else { throw FixtureError("\(command) failed: \(result.stderr)") }
+        }
+    }
+
+    deinit {
+        server.stop()
+        // The host runtime's agents are the server's children and outlive it by design; end them.
+        _ = try? TestProcess.run(["pkill", "-f", "--", "--state-dir \(directory.path("data"))"])
+    }
+}
