@@ -8,6 +8,8 @@
 
 // glibc's GNU extensions to posix_spawn, hidden from Swift's Glibc module (no _GNU_SOURCE there).
 extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
+// glibc >= 2.34: the child closes every descriptor from `from` up, whatever the agent inherited.
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 
 // PTY and accept4 declarations that Swift's Glibc module hides behind feature macros.
 extern int posix_openpt(int flags);

@@ -36,6 +36,10 @@ import Testing
         try FlareJSON.decoder().decode(T.self, from: Data(buffer: response.body))
     }
 
+    static func decoded<T: Decodable>(_ type: T.Type, _ response: TestResponse) -> T? {
+        try? decode(type, response)
+    }
+
     static func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 
     static func register(_ client: any TestClientProtocol, _ email: String) async throws -> String {
@@ -69,7 +73,7 @@ import Testing
         try await Harness().run { client in
             try await client.execute(uri: "/api/health", method: .get) {
                 #expect($0.status == .ok)
-                #expect(try Self.decode(HealthResponse.self, $0).status == "ok")
+                #expect(Self.decoded(HealthResponse.self, $0)?.status == "ok")
             }
         }
     }
@@ -78,7 +82,7 @@ import Testing
         try await Harness().run { client in
             let token = try await Self.register(client, "Ada@Example.com")
             try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(token)) {
-                #expect(try Self.decode(UserInfo.self, $0).email == "ada@example.com")
+                #expect(Self.decoded(UserInfo.self, $0)?.email == "ada@example.com")
             }
             let second = try await client.execute(
                 uri: "/api/auth/login", method: .post,
@@ -122,7 +126,7 @@ import Testing
             try await client.execute(uri: "/api/auth/register", method: .post,
                                      body: Self.json(Credentials(email: "A@B.CO", password: "password99"))) {
                 #expect($0.status == .conflict)
-                #expect(try Self.decode(ErrorBody.self, $0).error.code == "email_taken")
+                #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "email_taken")
             }
         }
     }
@@ -131,16 +135,16 @@ import Testing
         try await Harness().run { client in
             try await client.execute(uri: "/api/auth/register", method: .post, body: ByteBuffer(string: "{\"email\":")) {
                 #expect($0.status == .badRequest)
-                #expect(try Self.decode(ErrorBody.self, $0).error.code == "invalid_request")
+                #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "invalid_request")
             }
             try await client.execute(uri: "/api/auth/register", method: .post, body: ByteBuffer(string: "{\"email\":\"a@b.co\"}")) {
                 #expect($0.status == .badRequest)
-                #expect(try Self.decode(ErrorBody.self, $0).error.message == "password is required")
+                #expect(Self.decoded(ErrorBody.self, $0)?.error.message == "password is required")
             }
             try await client.execute(uri: "/api/auth/register", method: .post,
                                      body: Self.json(Credentials(email: "a@b.co", password: "short"))) {
                 #expect($0.status == .badRequest)
-                #expect(try Self.decode(ErrorBody.self, $0).error.code == "weak_password")
+                #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "weak_password")
             }
             try await client.execute(uri: "/api/auth/register", method: .post,
                                      body: ByteBuffer(string: String(repeating: "x", count: 200_000))) {
@@ -148,7 +152,7 @@ import Testing
             }
             try await client.execute(uri: "/api/nowhere", method: .get) {
                 #expect($0.status == .notFound)
-                #expect(try Self.decode(ErrorBody.self, $0).error.code == "not_found")
+                #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "not_found")
             }
             try await client.execute(uri: "/api/sessions", method: .get) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer("flr_forged")) {
@@ -177,7 +181,7 @@ import Testing
                 #expect($0.status == .badRequest)
             }
             try await client.execute(uri: "/api/ssh-keys", method: .get, headers: Self.bearer(token)) {
-                #expect(try Self.decode([SSHKeyInfo].self, $0).map(\.id) == [added.id])
+                #expect(Self.decoded([SSHKeyInfo].self, $0)?.map(\.id) == [added.id])
             }
             let other = try await Self.register(client, "c@d.co")
             try await client.execute(uri: "/api/ssh-keys/\(added.id)", method: .delete, headers: Self.bearer(other)) {
@@ -197,7 +201,7 @@ import Testing
             #expect(session.hostPublicKey.hasPrefix("ssh-ed25519 "))
             for reference in ["dev", session.id] {
                 try await client.execute(uri: "/api/sessions/\(reference)", method: .get, headers: Self.bearer(token)) {
-                    #expect(try Self.decode(SessionInfo.self, $0).id == session.id)
+                    #expect(Self.decoded(SessionInfo.self, $0)?.id == session.id)
                 }
             }
             try await client.execute(uri: "/api/sessions/dev/events", method: .get, headers: Self.bearer(token)) {
@@ -211,7 +215,7 @@ import Testing
             try await client.execute(uri: "/api/templates/base/versions", method: .post, headers: Self.bearer(token),
                                      body: ByteBuffer(string: #"{"version":"2","manifest":{"image":"x","persistedPaths":["home"]}}"#)) {
                 #expect($0.status == .badRequest)
-                #expect(try Self.decode(ErrorBody.self, $0).error.message
+                #expect(Self.decoded(ErrorBody.self, $0)?.error.message
                     == "manifest.persistedPaths[0] must be an absolute path")
             }
             try await client.execute(uri: "/api/templates", method: .post, headers: Self.bearer(token),
@@ -219,7 +223,7 @@ import Testing
             try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
                                      body: Self.json(SessionCreateRequest(name: "x", template: "empty"))) {
                 #expect($0.status == .conflict)
-                #expect(try Self.decode(ErrorBody.self, $0).error.code == "template_not_promoted")
+                #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "template_not_promoted")
             }
             try await client.execute(uri: "/api/sessions/dev", method: .delete, headers: Self.bearer(token)) {
                 #expect($0.status == .noContent)

@@ -77,6 +77,9 @@ final class ChildProcess {
             isTerminal = true
         }
 
+        // Like sshd: the command gets stdin, stdout and stderr and nothing else the agent holds.
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {

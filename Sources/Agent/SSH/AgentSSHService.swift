@@ -34,14 +34,10 @@ public final class AgentSSHService: Service, @unchecked Sendable {
         acceptThread.name = "flare-agent-accept"
         acceptThread.start()
         logger.info("serving SSH", metadata: ["listen.address": "\(address)"])
-        await withTaskCancellationOrGracefulShutdownHandler {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(3600))
-            }
-        } onCancelOrGracefulShutdown: { [listener] in
-            listener.close()
-        }
+        // Until SIGTERM (or cancellation): then stop accepting.
+        try? await gracefulShutdown()
         listener.close()
+        logger.info("stopped accepting SSH connections")
     }
 
     private func acceptLoop() {

@@ -3,7 +3,8 @@ import Foundation
 /// What a finished command printed and how it ended.
 struct CommandResult: Sendable {
     let status: Int32
-    let stdout: String
+    let stdoutData: Data
+    var stdout: String { String(decoding: stdoutData, as: UTF8.self) }
     let stderr: String
     let timedOut: Bool
 }
@@ -56,7 +57,7 @@ enum TestProcess {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: out.contents(), stderr: err.contents(),
+        return CommandResult(status: process.terminationStatus, stdoutData: out.data(), stderr: err.contents(),
                              timedOut: timedOut)
     }
 }
@@ -70,6 +71,10 @@ final class TemporaryFile {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("flare-test-\(UUID().uuidString)")
         FileManager.default.createFile(atPath: url.path, contents: nil)
         handle = try FileHandle(forWritingTo: url)
+    }
+
+    func data() -> Data {
+        (try? Data(contentsOf: url)) ?? Data()
     }
 
     func contents() -> String {
