@@ -40,7 +40,10 @@ extension Flare {
         private func relay(url: String, token: String) async throws {
             var logger = Logger(label: "flare-ssh-proxy")
             logger.logLevel = .critical
+            // Large reads mean few, large WebSocket frames: per-frame costs dominate bulk transfers.
             let stdio = try await NIOPipeBootstrap(group: NIOSingletons.posixEventLoopGroup)
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                    minimum: 16 * 1024, initial: 64 * 1024, maximum: 512 * 1024))
                 .takingOwnershipOfDescriptors(input: dup(0), output: dup(1)) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)

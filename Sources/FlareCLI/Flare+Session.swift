@@ -104,11 +104,19 @@ extension Flare.Session {
         func run() async throws {
             let info: SessionInfo = try await global.authenticatedClient().get("/api/sessions/\(escaped(session))")
             if output.json { return try printJSON(info) }
-            printTable(["FIELD", "VALUE"], [
+            var rows = [
                 ["name", info.name], ["id", info.id], ["state", info.state.rawValue], ["reason", info.stateReason],
                 ["template", "\(info.templateName)@\(info.templateVersion)"],
                 ["last heartbeat", relative(info.lastHeartbeatAt)], ["host key", info.hostPublicKey],
-            ])
+            ]
+            if let activity = info.activity {
+                rows += [
+                    ["connections", "\(activity.openConnections) (\(activity.openChannels) channels)"],
+                    ["bytes in/out", "\(byteCount(activity.bytesIn)) / \(byteCount(activity.bytesOut))"],
+                    ["last input", relative(activity.lastInputAt)],
+                ]
+            }
+            printTable(["FIELD", "VALUE"], rows)
         }
     }
 
@@ -152,4 +160,9 @@ func startAndWait(client: APIClient, session: String, timeout: Int) async throws
         throw CLIError("\(info.name) is \(info.state.rawValue): \(info.stateReason)")
     }
     return info
+}
+
+/// `1.5 MB`-style sizes.
+func byteCount(_ bytes: UInt64) -> String {
+    ByteCountFormatter.string(fromByteCount: Int64(clamping: bytes), countStyle: .binary)
 }

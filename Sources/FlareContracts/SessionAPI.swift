@@ -29,12 +29,14 @@ public struct SessionInfo: Codable, Sendable, Equatable {
     /// The session's SSH host key (`ssh-ed25519 AAAA…`), for `known_hosts` pinning.
     public var hostPublicKey: String
     public var lastHeartbeatAt: Date?
+    /// The agent's latest activity figures (connections, bytes, last input), from its heartbeat.
+    public var activity: AgentHeartbeat?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(id: String, name: String, templateId: String, templateName: String, templateVersion: String,
                 state: SessionState, stateReason: String, hostPublicKey: String, lastHeartbeatAt: Date?,
-                createdAt: Date, updatedAt: Date) {
+                activity: AgentHeartbeat? = nil, createdAt: Date, updatedAt: Date) {
         self.id = id
         self.name = name
         self.templateId = templateId
@@ -44,6 +46,7 @@ public struct SessionInfo: Codable, Sendable, Equatable {
         self.stateReason = stateReason
         self.hostPublicKey = hostPublicKey
         self.lastHeartbeatAt = lastHeartbeatAt
+        self.activity = activity
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

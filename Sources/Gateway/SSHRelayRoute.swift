@@ -68,6 +68,8 @@ public struct Gateway: Sendable {
     ) async throws {
         guard case .unix(let path) = endpoint else { return }
         let agent = try await ClientBootstrap(group: NIOSingletons.posixEventLoopGroup)
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 16 * 1024, initial: 64 * 1024, maximum: 512 * 1024))
             .connect(unixDomainSocketPath: path) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)

@@ -90,8 +90,35 @@ import Testing
         #expect(try fixture.flare(["ssh", "dev", "--", "echo back"]).stdout == "back\n")
     }
 
-    func sessionId(_ fixture: ServerFixture) throws -> String {
-        let json = try fixture.flare(["session", "get", "dev", "--json"]).stdout
+    @Test func restartedServerFindsItsSessionsAgain() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["session", "up", "lost", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo before > note"]).status == 0)
+        let lostId = try sessionId(fixture, "lost")
+
+        try fixture.crashAndRestart {
+            // While the server is down, one agent dies too.
+            let killed = try TestProcess.run(["pkill", "-KILL", "-f", "--", "--session \(lostId)"])
+            #expect(killed.status == 0)
+        }
+
+        let kept = try info(fixture, "dev")
+        #expect(kept.state == .running)
+        #expect(try fixture.flare(["ssh", "dev", "--", "cat note"]).stdout == "before\n")
+        let lost = try info(fixture, "lost")
+        #expect(lost.state == .failed)
+        #expect(lost.stateReason.contains("lost while the control plane was down"))
+    }
+
+    func info(_ fixture: ServerFixture, _ name: String) throws -> SessionInfo {
+        let json = try fixture.flare(["session", "get", name, "--json"]).stdout
+        return try FlareJSON.decoder().decode(SessionInfo.self, from: Data(json.utf8))
+    }
+
+    func sessionId(_ fixture: ServerFixture, _ name: String = "dev") throws -> String {
+        let json = try fixture.flare(["session", "get", name, "--json"]).stdout
         return try FlareJSON.decoder().decode(SessionInfo.self, from: Data(json.utf8)).id
     }
 }

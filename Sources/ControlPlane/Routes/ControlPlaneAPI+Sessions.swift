@@ -108,6 +108,10 @@ extension ControlPlaneAPI {
             id: session.id, name: session.name, templateId: session.templateId,
             templateName: template?.name ?? "", templateVersion: version?.version ?? "", state: session.state,
             stateReason: session.stateReason, hostPublicKey: session.hostPublicKey,
-            lastHeartbeatAt: session.lastHeartbeatAt, createdAt: session.createdAt, updatedAt: session.updatedAt)
+            lastHeartbeatAt: session.lastHeartbeatAt,
+            activity: session.state == .running ? session.activityJson.flatMap {
+                try? FlareJSON.decoder().decode(AgentHeartbeat.self, from: Data($0.utf8))
+            } : nil,
+            createdAt: session.createdAt, updatedAt: session.updatedAt)
     }
 }

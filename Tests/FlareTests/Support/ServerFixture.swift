@@ -4,20 +4,36 @@ import Foundation
 /// own config directory pointed at it.
 final class ServerFixture {
     let directory: TemporaryDirectory
-    let server: BackgroundProcess
+    private(set) var server: BackgroundProcess
     let url: String
+    let port: String
 
     init() throws {
         directory = try TemporaryDirectory()
+        (server, port) = try Self.start(directory: directory, port: "0")
+        url = "http://127.0.0.1:\(port)"
+    }
+
+    private static func start(directory: TemporaryDirectory, port: String) throws -> (BackgroundProcess, String) {
         let portFile = directory.path("port")
-        server = try BackgroundProcess([
-            TestProcess.binary("flare-server"), "--data-dir", directory.path("data"), "--port", "0",
+        try? FileManager.default.removeItem(atPath: portFile)
+        let server = try BackgroundProcess([
+            TestProcess.binary("flare-server"), "--data-dir", directory.path("data"), "--port", port,
             "--port-file", portFile, "--bcrypt-cost", "4",
         ])
-        guard waitFor({ FileManager.default.fileExists(atPath: portFile) }),
-              let port = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
+              let bound = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         else { throw FixtureError("flare-server did not start: \(server.output)") }
-        url = "http://127.0.0.1:\(port)"
+        return (server, bound)
+    }
+
+    /// Kills the server without warning (as a crash would) and starts it again on the same data
+    /// directory and port.
+    func crashAndRestart(betweenRuns: () throws -> Void = {}) throws {
+        kill(server.process.processIdentifier, SIGKILL)
+        server.process.waitUntilExit()
+        try betweenRuns()
+        (server, _) = try Self.start(directory: directory, port: port)
     }
 
     var environment: [String: String] {

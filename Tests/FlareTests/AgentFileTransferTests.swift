@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// OpenSSH's file tools against the agent: sftp, scp (sftp mode and legacy -O), rsync.
+@Suite(.serialized) struct AgentFileTransferTests {
+    func randomFile(_ path: String, size: Int) throws -> String {
+        var rng = SystemRandomNumberGenerator()
+        let data = Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        FileManager.default.createFile(atPath: path, contents: data)
+        return try TestProcess.run(["sha256sum", path]).stdout.prefix(64).description
+    }
+
+    func sha(_ path: String) throws -> String {
+        try TestProcess.run(["sha256sum", path]).stdout.prefix(64).description
+    }
+
+    @Test func sftpBatchPutGetRenameRemove() throws {
+        let fixture = try AgentFixture()
+        let local = fixture.directory.path("upload.bin")
+        let digest = try randomFile(local, size: 5_000_000)
+        let back = fixture.directory.path("download.bin")
+        let batch = fixture.directory.path("batch")
+        try """
+            mkdir incoming
+            put \(local) incoming/a.bin
+            rename incoming/a.bin incoming/b.bin
+            ls incoming
+            get incoming/b.bin \(back)
+            rm incoming/b.bin
+            rmdir incoming
+            """.write(toFile: batch, atomically: true, encoding: .utf8)
+        var ssh = try fixture.ssh()
+        ssh.removeFirst()
+        let host = ssh.removeLast()
+        let portIndex = try #require(ssh.firstIndex(of: "-p"))
+        ssh[portIndex] = "-P"
+        let result = try TestProcess.run(["sftp", "-b", batch] + ssh + [host])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("incoming/b.bin"))
+        #expect(try sha(back) == digest)
+        let home = fixture.directory.path("root") + "/home/flare"
+        #expect(!FileManager.default.fileExists(atPath: home + "/incoming"))
+    }
+
+    @Test func scpBothWaysInSftpAndLegacyMode() throws {
+        let fixture = try AgentFixture()
+        let local = fixture.directory.path("file.bin")
+        let digest = try randomFile(local, size: 3_000_000)
+        var options = try fixture.ssh()
+        options.removeFirst()
+        let host = options.removeLast()
+        let portIndex = try #require(options.firstIndex(of: "-p"))
+        options[portIndex] = "-P"
+        let home = fixture.directory.path("root") + "/home/flare"
+        for mode in [[], ["-O"]] {
+            let name = mode.isEmpty ? "sftp-mode.bin" : "legacy.bin"
+            let up = try TestProcess.run(["scp"] + mode + options + [local, "\(host):\(name)"])
+            #expect(up.status == 0, "scp \(mode) up: \(up.stderr)")
+            #expect(try sha(home + "/" + name) == digest)
+            let back = fixture.directory.path("back-" + name)
+            let down = try TestProcess.run(["scp"] + mode + options + ["\(host):\(name)", back])
+            #expect(down.status == 0, "scp \(mode) down: \(down.stderr)")
+            #expect(try sha(back) == digest)
+        }
+    }
+
+    @Test func rsyncTreeThenIncrementalRunSendsAlmostNothing() throws {
+        let fixture = try AgentFixture()
+        let tree = fixture.directory.path("tree")
+        for index in 0..<30 {
+            let dir = tree + "/d\(index % 5)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            _ = try randomFile(dir + "/f\(index).bin", size: 40_000)
+        }
+        let ssh = try fixture.ssh().dropLast().map { "'\($0)'" }.joined(separator: " ")
+        let host = try fixture.ssh().last!
+        let first = try TestProcess.run(["rsync", "-a", "--stats", "-e", ssh, tree + "/", "\(host):tree/"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let home = fixture.directory.path("root") + "/home/flare"
+        let diff = try TestProcess.run(["diff", "-r", tree, home + "/tree"])
+        #expect(diff.status == 0, "\(diff.stdout)")
+        let second = try TestProcess.run(["rsync", "-a", "--stats", "-e", ssh, tree + "/", "\(host):tree/"])
+        #expect(second.status == 0)
+        #expect(second.stdout.contains("Number of regular files transferred: 0"))
+    }
+}
