@@ -3,14 +3,9 @@ import Foundation
 import Logging
 
 /// Serves one `session` channel: PTY and env requests, then a shell, a command or the sftp
-/// subsystem, relaying bytes between the channel and the child with backpressure both ways.
-///
-/// Client → child: bytes go straight to the child's stdin while it accepts them, then into a
-/// bounded buffer; past that they stay in libssh's buffer, which keeps the client's window shut.
-/// Child → client: the child's output is read only as far as the client's window allows.
+/// subsystem, relaying bytes between the channel and the child with backpressure both ways
+/// (see ``ChannelInputPump`` and ``DescriptorOutputPump``).
 final class SessionChannelHandler: SSHChannelDelegate {
-    static let inputBufferLimit = 256 * 1024
-    static let readChunk = 64 * 1024
     static let sftpServerPaths = ["/usr/lib/openssh/sftp-server", "/usr/libexec/sftp-server",
                                   "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server"]
 
@@ -20,23 +15,21 @@ final class SessionChannelHandler: SSHChannelDelegate {
     private let logger: Logger
     private var pty: PTYRequest?
     private var clientVariables: [String: String] = [:]
+    /// Extra variables the connection provides (e.g. SSH_AUTH_SOCK when agent forwarding is on).
+    var connectionVariables: () -> [String: String] = { [:] }
+    /// Called on `auth-agent-req@openssh.com`; returns false to refuse.
+    var onAgentForwardingRequest: () -> Bool = { false }
 
     private var child: ChildProcess?
     private var exitStatus: ExitStatus?
-    private var pendingInput: [UInt8] = []
-    private var libsshHoldsInput = false
+    private var input: ChannelInputPump?
+    private var output: DescriptorOutputPump?
+    private var errorOutput: DescriptorOutputPump?
+    private var watches: DescriptorWatches?
     private var clientSentEOF = false
-    private var inputOpen = false
-    private var outputOpen = false
-    private var errorOpen = false
-    private var outputPaused = false
-    private var watched: [Int32: Int16] = [:]
-    /// Descriptors this handler still owns; each is closed exactly once, through ``release(_:)``.
-    private var ownedDescriptors: Set<Int32> = []
     private var finished = false
     /// True once the channel is gone; the connection then forgets this handler.
     private(set) var isClosed = false
-    private var readBuffer: [UInt8] = []
 
     init(channel: SSHChannel, environment: ShellEnvironment, activity: AgentActivity, logger: Logger) {
         self.channel = channel
@@ -60,10 +53,13 @@ final class SessionChannelHandler: SSHChannelDelegate {
         return true
     }
 
+    func channelAuthAgentRequest(_ channel: SSHChannel) {
+        _ = onAgentForwardingRequest()
+    }
+
     func channelShellRequest(_ channel: SSHChannel) -> Bool {
         let shell = environment.shell
-        let loginName = "-" + (shell as NSString).lastPathComponent
-        return start([shell], argv0: loginName)
+        return start([shell], argv0: "-" + (shell as NSString).lastPathComponent)
     }
 
     func channel(_ channel: SSHChannel, execRequest command: String) -> Bool {
@@ -93,45 +89,40 @@ final class SessionChannelHandler: SSHChannelDelegate {
         try? FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         var argv = arguments
         if let argv0 { argv[0] = argv0 }
+        let started: ChildProcess
         do {
-            let io: ChildProcess.IO = pty.map { .terminal($0.size) } ?? .pipes
-            let env = environment.environment(term: pty?.term, clientVariables: clientVariables)
-            child = try ChildProcess(executable: arguments[0], arguments: argv, environment: env, directory: home, io: io)
+            var variables = clientVariables
+            variables.merge(connectionVariables()) { _, new in new }
+            let env = environment.environment(term: pty?.term, clientVariables: variables)
+            started = try ChildProcess(executable: arguments[0], arguments: argv, environment: env,
+                                       directory: home, io: pty.map { .terminal($0.size) } ?? .pipes)
         } catch {
             logger.warning("could not start a command", metadata: ["error": "\(error)"])
             return false
         }
-        inputOpen = true
-        outputOpen = true
-        errorOpen = child!.errorOutput >= 0
-        ownedDescriptors = Set([child!.input, child!.output, child!.errorOutput].filter { $0 >= 0 })
+        child = started
+        input = ChannelInputPump(descriptor: started.input, channel: channel)
+        output = DescriptorOutputPump(descriptor: started.output, channel: channel, activity: activity)
+        if started.errorOutput >= 0 {
+            errorOutput = DescriptorOutputPump(descriptor: started.errorOutput, isStderr: true, channel: channel,
+                                               activity: activity)
+        }
+        watches = DescriptorWatches(
+            eventLoop: channel.eventLoop,
+            owned: Set([started.input, started.output, started.errorOutput].filter { $0 >= 0 }))
         updateWatches()
         return true
     }
 
-    // MARK: Client → child
+    // MARK: Data
 
     func channel(_ channel: SSHChannel, received bytes: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
         activity.received(bytes.count)
-        guard let child, inputOpen, !isStderr else { return bytes.count }
-        var offset = 0
-        if pendingInput.isEmpty {
-            let n = Glibc.write(child.input, bytes.baseAddress!, bytes.count)
-            if n > 0 {
-                offset = n
-            } else if n < 0 && errno != EAGAIN && errno != EINTR {
-                closeInput()
-                return bytes.count
-            }
-        }
-        let room = Self.inputBufferLimit - pendingInput.count
-        let take = min(room, bytes.count - offset)
-        if take > 0 {
-            pendingInput.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + take]))
-        }
-        if offset + take < bytes.count { libsshHoldsInput = true }
+        guard let input, !isStderr else { return bytes.count }
+        let taken = input.receive(bytes)
+        if !input.isOpen { closeInput() }
         updateWatches()
-        return offset + take
+        return taken
     }
 
     func channelReceivedEOF(_ channel: SSHChannel) {
@@ -139,98 +130,61 @@ final class SessionChannelHandler: SSHChannelDelegate {
         closeInputIfDrained()
     }
 
-    private func flushInput() {
-        guard let child, inputOpen else { return }
-        while !pendingInput.isEmpty {
-            let n = pendingInput.withUnsafeBytes { Glibc.write(child.input, $0.baseAddress!, $0.count) }
-            if n > 0 {
-                pendingInput.removeFirst(n)
-            } else {
-                if n < 0 && errno != EAGAIN && errno != EINTR { closeInput() }
-                break
-            }
-        }
-        closeInputIfDrained()
-    }
-
-    /// Pulls bytes left in libssh's buffer once ours has room. Runs between polls, never inside one.
-    private func pullHeldInput() {
-        guard libsshHoldsInput, inputOpen else { return }
-        let room = Self.inputBufferLimit - pendingInput.count
-        guard room > 0 else { return }
-        var chunk = [UInt8](repeating: 0, count: room)
-        let n = chunk.withUnsafeMutableBytes { channel.readBuffered(into: $0) }
-        if n < room { libsshHoldsInput = false }
-        if n > 0 {
-            pendingInput.append(contentsOf: chunk[0..<n])
-            flushInput()
-        }
-        closeInputIfDrained()
+    func channel(_ channel: SSHChannel, canWrite bytes: Int) {
+        let resumed = [output, errorOutput].compactMap { $0?.resumeIfWindowOpen() }.contains(true)
+        if resumed { updateWatches() }
     }
 
     private func closeInputIfDrained() {
-        guard clientSentEOF, inputOpen, pendingInput.isEmpty, !libsshHoldsInput, child?.isTerminal == false else {
-            return
-        }
+        guard clientSentEOF, let input, input.isOpen, input.isDrained, child?.isTerminal == false else { return }
         closeInput()
     }
 
     private func closeInput() {
-        guard inputOpen, let child else { return }
-        inputOpen = false
-        pendingInput = []
-        libsshHoldsInput = false
-        if !child.isTerminal { release(child.input) }
+        guard let input, let child else { return }
+        input.close()
+        if !child.isTerminal { watches?.release(input.descriptor) }
     }
 
-    // MARK: Child → client
-
-    private func readOutput(from fd: Int32, stderr: Bool) {
-        let window = channel.writableBytes
-        guard window > 0 else {
-            outputPaused = true
-            return
+    private func handle(fd: Int32, revents: Int16) {
+        guard !finished else { return }
+        let readable = revents & (SSHEventLoop.readable | Int16(POLLHUP) | Int16(POLLERR)) != 0
+        if revents & SSHEventLoop.writable != 0, let input, fd == input.descriptor {
+            input.flush()
+            if !input.isOpen { closeInput() }
+            closeInputIfDrained()
         }
-        let want = min(window, Self.readChunk)
-        if readBuffer.count < want { readBuffer = [UInt8](repeating: 0, count: Self.readChunk) }
-        let n = readBuffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, want) }
-        if n > 0 {
-            readBuffer.withUnsafeBytes { channel.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), stderr: stderr) }
-            activity.sent(n)
-        } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
-            outputEnded(fd)
+        for pump in [output, errorOutput].compactMap({ $0 }) where readable && fd == pump.descriptor {
+            if case .ended = pump.pump() { outputEnded(pump) }
         }
+        updateWatches()
     }
 
-    private func outputEnded(_ fd: Int32) {
-        guard let child else { return }
-        if fd == child.errorOutput {
-            errorOpen = false
-        } else {
-            outputOpen = false
-            if child.isTerminal {
-                inputOpen = false
-                pendingInput = []
-            }
-        }
-        release(fd)
+    private func outputEnded(_ pump: DescriptorOutputPump) {
+        pump.close()
+        if child?.isTerminal == true { input?.close() }
+        watches?.release(pump.descriptor)
     }
 
-    func channel(_ channel: SSHChannel, canWrite bytes: Int) {
-        if outputPaused && bytes > 0 {
-            outputPaused = false
-            updateWatches()
+    private func updateWatches() {
+        guard let watches else { return }
+        var desired: [Int32: Int16] = [:]
+        for pump in [output, errorOutput].compactMap({ $0 }) where pump.wantsReadable {
+            desired[pump.descriptor, default: 0] |= SSHEventLoop.readable
         }
+        if let input, input.wantsWritable { desired[input.descriptor, default: 0] |= SSHEventLoop.writable }
+        watches.update(desired) { [unowned self] fd, revents in self.handle(fd: fd, revents: revents) }
     }
 
-    // MARK: Event-loop bookkeeping
+    // MARK: Between polls
 
-    /// Called between polls.
     func tick() {
-        if outputPaused && channel.writableBytes > 0 {
-            outputPaused = false
+        _ = [output, errorOutput].compactMap { $0?.resumeIfWindowOpen() }
+        input?.pullHeld()
+        if let input, !input.isOpen, child?.isTerminal == false, watches?.owned.contains(input.descriptor) == true {
+            closeInput()
         }
-        pullHeldInput()
+        closeInputIfDrained()
         updateWatches()
         finishIfDone()
     }
@@ -239,55 +193,18 @@ final class SessionChannelHandler: SSHChannelDelegate {
         guard let child, !finished else { return }
         if exitStatus == nil { exitStatus = child.pollExit() }
         guard let status = exitStatus else { return }
-        if child.isTerminal && outputOpen {
-            // The shell is gone; send what it left, then end even if a background job holds the tty.
-            while outputOpen && channel.writableBytes > 0 {
-                let before = activity.snapshot.bytesOut
-                readOutput(from: child.output, stderr: false)
-                if activity.snapshot.bytesOut == before { break }
-            }
-            if outputOpen { outputEnded(child.output) }
+        if child.isTerminal, let output, output.isOpen {
+            // The shell is gone: send what it left, then end even if a background job holds the tty.
+            while output.isOpen, case .data = output.pump() {}
+            if output.isOpen { outputEnded(output) }
         }
-        guard !outputOpen, !errorOpen else { return }
+        guard output?.isOpen != true, errorOutput?.isOpen != true else { return }
         finished = true
         switch status {
         case .exited(let code): channel.sendExitStatus(code)
         case .signaled(let name, let core): channel.sendExitSignal(name, coreDumped: core)
         }
         channel.close()
-    }
-
-    private func updateWatches() {
-        guard let child else { return }
-        var desired: [Int32: Int16] = [:]
-        if outputOpen && !outputPaused { desired[child.output, default: 0] |= SSHEventLoop.readable }
-        if errorOpen && !outputPaused { desired[child.errorOutput, default: 0] |= SSHEventLoop.readable }
-        if inputOpen && !pendingInput.isEmpty { desired[child.input, default: 0] |= SSHEventLoop.writable }
-        for (fd, events) in desired where watched[fd] != events && ownedDescriptors.contains(fd) {
-            watched[fd] = events
-            channel.eventLoop.add(descriptor: fd, events: events) { [unowned self] revents in
-                self.handle(fd: fd, revents: revents)
-            }
-        }
-        for fd in watched.keys where desired[fd] == nil {
-            watched[fd] = nil
-            channel.eventLoop.remove(descriptor: fd)
-        }
-    }
-
-    private func handle(fd: Int32, revents: Int16) {
-        guard let child, !finished else { return }
-        let readable = revents & (SSHEventLoop.readable | Int16(POLLHUP) | Int16(POLLERR)) != 0
-        if revents & SSHEventLoop.writable != 0 && fd == child.input { flushInput() }
-        if readable && fd == child.output && outputOpen { readOutput(from: fd, stderr: false) }
-        if readable && fd == child.errorOutput && errorOpen { readOutput(from: fd, stderr: true) }
-    }
-
-    /// Stops watching `fd` and closes it once the event loop has let go of it.
-    private func release(_ fd: Int32) {
-        guard ownedDescriptors.remove(fd) != nil else { return }
-        watched[fd] = nil
-        channel.eventLoop.remove(descriptor: fd) { Glibc.close(fd) }
     }
 
     // MARK: Teardown
@@ -299,10 +216,10 @@ final class SessionChannelHandler: SSHChannelDelegate {
         if exitStatus == nil, child.pollExit() == nil {
             ProcessReaper.hangUp(child.pid)
         }
-        inputOpen = false
-        outputOpen = false
-        errorOpen = false
-        ownedDescriptors.forEach(release)
+        input?.close()
+        output?.close()
+        errorOutput?.close()
+        watches?.releaseAll()
         finished = true
         self.child = nil
     }
