@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "FlareTests",
             dependencies: [
-                "ControlPlane", "Agent", "Gateway", "FlareContracts", "FlareSSH", "Snapshot",
+                "ControlPlane", "Agent", "Gateway", "FlareContracts", "FlareSSH", "Snapshot", "CSpawn",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ],

@@ -167,6 +167,10 @@ public final class SSHChannel {
                 columns: Int(width), rows: Int(height), pixelWidth: Int(pxWidth), pixelHeight: Int(pxHeight)))
             return 0
         }
+        callbacks.pointee.channel_auth_agent_req_function = { _, _, userdata in
+            let channel = SSHChannel.from(userdata)
+            channel.delegate?.channelAuthAgentRequest(channel)
+        }
         callbacks.pointee.channel_write_wontblock_function = { _, _, bytes, userdata in
             let channel = SSHChannel.from(userdata)
             channel.delegate?.channel(channel, canWrite: Int(bytes))

@@ -32,6 +32,11 @@ public final class SSHServerConnection {
             return connection.openSessionChannel()
         }
         ssh_set_server_callbacks(session, callbacks)
+        ssh_set_message_callback(session, { _, message, userdata in
+            guard let message, let userdata else { return 1 }
+            let connection = Unmanaged<SSHServerConnection>.fromOpaque(userdata).takeUnretainedValue()
+            return connection.handle(message: message) ? 0 : 1
+        }, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
@@ -135,6 +140,77 @@ public final class SSHServerConnection {
         defer { ssh_string_free_char(b64) }
         let type = String(cString: ssh_key_type_to_char(ssh_key_type(key)))
         return try? SSHKey(publicKeyLine: "\(type) \(String(cString: b64))")
+    }
+
+    /// Handles requests libssh has no callback for; false lets libssh send its default refusal.
+    private func handle(message: ssh_message) -> Bool {
+        guard let delegate else { return false }
+        let type = ssh_message_type(message)
+        let subtype = ssh_message_subtype(message)
+        if type == Int32(SSH_REQUEST_CHANNEL_OPEN.rawValue) && subtype == Int32(SSH_CHANNEL_DIRECT_TCPIP.rawValue) {
+            let request = ForwardingRequest(
+                host: ssh_message_channel_request_open_destination(message).map { String(cString: $0) } ?? "",
+                port: Int(ssh_message_channel_request_open_destination_port(message)),
+                originator: ssh_message_channel_request_open_originator(message).map { String(cString: $0) } ?? "",
+                originatorPort: Int(ssh_message_channel_request_open_originator_port(message)))
+            guard let factory = delegate.directTCPIPRequested(request),
+                  let handle = ssh_message_channel_request_open_reply_accept(message)
+            else { return false }
+            register(SSHChannel(handle: handle, connection: self), factory: factory)
+            return true
+        }
+        if type == Int32(SSH_REQUEST_GLOBAL.rawValue) {
+            let address = ssh_message_global_request_address(message).map { String(cString: $0) } ?? ""
+            let port = Int(ssh_message_global_request_port(message))
+            switch subtype {
+            case Int32(SSH_GLOBAL_REQUEST_TCPIP_FORWARD.rawValue):
+                guard let bound = delegate.remoteForwardRequested(address: address, port: port) else { return false }
+                ssh_message_global_request_reply_success(message, UInt16(clamping: bound))
+                return true
+            case Int32(SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD.rawValue):
+                delegate.remoteForwardCancelled(address: address, port: port)
+                ssh_message_global_request_reply_success(message, 0)
+                return true
+            default:
+                return false
+            }
+        }
+        return false
+    }
+
+    /// Opens a `forwarded-tcpip` channel to the client (a connection arrived on an `ssh -R` port).
+    /// Blocks until the client answers; call it between polls, not from a callback.
+    public func openForwardedTCPIP(
+        address: String, port: Int, originator: String, originatorPort: Int,
+        delegate factory: (SSHChannel) -> any SSHChannelDelegate
+    ) -> SSHChannel? {
+        guard let handle = ssh_channel_new(session) else { return nil }
+        guard ssh_channel_open_reverse_forward(handle, address, Int32(port), originator, Int32(originatorPort))
+                == SSH_OK
+        else {
+            ssh_channel_free(handle)
+            return nil
+        }
+        let channel = SSHChannel(handle: handle, connection: self)
+        register(channel, factory: factory)
+        return channel
+    }
+
+    /// Opens an `auth-agent@openssh.com` channel to the client (`ssh -A`). Call between polls.
+    public func openAuthAgentChannel(delegate factory: (SSHChannel) -> any SSHChannelDelegate) -> SSHChannel? {
+        guard let handle = ssh_channel_new(session) else { return nil }
+        guard ssh_channel_open_auth_agent(handle) == SSH_OK else {
+            ssh_channel_free(handle)
+            return nil
+        }
+        let channel = SSHChannel(handle: handle, connection: self)
+        register(channel, factory: factory)
+        return channel
+    }
+
+    private func register(_ channel: SSHChannel, factory: (SSHChannel) -> any SSHChannelDelegate) {
+        channel.delegate = factory(channel)
+        channels[ObjectIdentifier(channel)] = channel
     }
 
     private func openSessionChannel() -> ssh_channel? {

@@ -9,6 +9,33 @@ public protocol SSHServerConnectionDelegate: AnyObject {
     func openSessionChannel(_ channel: SSHChannel) -> (any SSHChannelDelegate)?
     /// Called once per turn of the event loop (at least every poll interval).
     func connectionTick(_ connection: SSHServerConnection)
+    /// `direct-tcpip` (`ssh -L`): return a factory for the new channel's delegate to accept, nil to refuse.
+    func directTCPIPRequested(_ request: ForwardingRequest) -> ((SSHChannel) -> any SSHChannelDelegate)?
+    /// `tcpip-forward` (`ssh -R`): return the port now listening, or nil to refuse.
+    func remoteForwardRequested(address: String, port: Int) -> Int?
+    /// `cancel-tcpip-forward`.
+    func remoteForwardCancelled(address: String, port: Int)
+}
+
+extension SSHServerConnectionDelegate {
+    public func directTCPIPRequested(_ request: ForwardingRequest) -> ((SSHChannel) -> any SSHChannelDelegate)? { nil }
+    public func remoteForwardRequested(address: String, port: Int) -> Int? { nil }
+    public func remoteForwardCancelled(address: String, port: Int) {}
+}
+
+/// Where a forwarded connection goes and where it came from.
+public struct ForwardingRequest: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var originator: String
+    public var originatorPort: Int
+
+    public init(host: String, port: Int, originator: String, originatorPort: Int) {
+        self.host = host
+        self.port = port
+        self.originator = originator
+        self.originatorPort = originatorPort
+    }
 }
 
 /// Reacts to the requests and data of one channel. Called on the connection's thread.
@@ -20,6 +47,8 @@ public protocol SSHChannelDelegate: AnyObject {
     func channel(_ channel: SSHChannel, envRequest name: String, value: String) -> Bool
     func channel(_ channel: SSHChannel, windowChange size: TerminalSize)
     func channel(_ channel: SSHChannel, signal name: String)
+    /// `auth-agent-req@openssh.com` (`ssh -A`).
+    func channelAuthAgentRequest(_ channel: SSHChannel)
     /// Data from the client. `bytes` is valid only during the call. Return how many bytes were
     /// taken; the rest stays in libssh's buffer (and the client's window stays closed) until
     /// ``SSHChannel/readBuffered(into:)`` drains it.
@@ -38,6 +67,7 @@ extension SSHChannelDelegate {
     public func channel(_ channel: SSHChannel, envRequest name: String, value: String) -> Bool { false }
     public func channel(_ channel: SSHChannel, windowChange size: TerminalSize) {}
     public func channel(_ channel: SSHChannel, signal name: String) {}
+    public func channelAuthAgentRequest(_ channel: SSHChannel) {}
     public func channel(_ channel: SSHChannel, canWrite bytes: Int) {}
 }
 

@@ -82,6 +82,20 @@ final class SocketListener: @unchecked Sendable {
         }
     }
 
+    /// The listening descriptor, for watching it in an event loop.
+    var fileDescriptor: Int32 { descriptor }
+
+    /// Makes ``acceptNow()`` usable from an event loop.
+    func setNonBlocking() {
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+    }
+
+    /// A pending connection if there is one (non-blocking listeners).
+    func acceptNow() -> Int32? {
+        let fd = CSpawn.accept4(descriptor, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        return fd >= 0 ? fd : nil
+    }
+
     /// Blocks until a client connects; nil once the listener is closed.
     func accept() -> Int32? {
         while true {

@@ -59,7 +59,7 @@ public final class AgentSSHService: Service, @unchecked Sendable {
             logger.warning("could not accept SSH connection", metadata: ["error": "\(error)"])
             return
         }
-        handler.peer = connection.peerDescription
+        handler.attach(to: connection)
         activity.connectionOpened()
         defer { activity.connectionClosed() }
         do {
@@ -69,6 +69,6 @@ public final class AgentSSHService: Service, @unchecked Sendable {
             return
         }
         connection.run()
-        withExtendedLifetime(handler) {}
+        handler.connectionEnded()
     }
 }

@@ -26,15 +26,18 @@ final class AgentFixture {
         self.port = port
     }
 
-    /// `ssh` to the agent with `key`, known_hosts pinned to the agent's host key.
+    /// `ssh` to the agent with `key`, known_hosts pinned to the agent's host key. `extra` options
+    /// come first, so they win over the defaults (OpenSSH keeps the first value of an option).
     func ssh(_ extra: [String] = [], key: String = "userkey") throws -> [String] {
         let hostKey = try String(contentsOfFile: directory.path("hostkey.pub"), encoding: .utf8)
             .split(separator: " ").prefix(2).joined(separator: " ")
         let knownHosts = directory.path("known_hosts")
         try "[127.0.0.1]:\(port) \(hostKey)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
-        return ["ssh", "-F", "/dev/null", "-p", "\(port)", "-i", directory.path(key), "-o", "IdentitiesOnly=yes",
-                "-o", "IdentityAgent=none", "-o", "UserKnownHostsFile=\(knownHosts)", "-o", "StrictHostKeyChecking=yes",
-                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"] + extra + ["flare@127.0.0.1"]
+        return ["ssh", "-F", "/dev/null"] + extra + [
+            "-p", "\(port)", "-i", directory.path(key), "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+            "-o", "UserKnownHostsFile=\(knownHosts)", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=10", "flare@127.0.0.1",
+        ]
     }
 
     deinit { agent.stop() }

@@ -30,8 +30,7 @@ final class ServerFixture {
     /// Kills the server without warning (as a crash would) and starts it again on the same data
     /// directory and port.
     func crashAndRestart(betweenRuns: () throws -> Void = {}) throws {
-        kill(server.process.processIdentifier, SIGKILL)
-        server.process.waitUntilExit()
+        server.crash()
         try betweenRuns()
         (server, _) = try Self.start(directory: directory, port: port)
     }

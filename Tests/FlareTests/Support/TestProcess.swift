@@ -1,3 +1,4 @@
+import CSpawn
 import Foundation
 
 /// What a finished command printed and how it ended.
@@ -25,40 +26,122 @@ enum TestProcess {
 
     /// Runs `arguments` (argv[0] looked up in PATH) and waits at most `timeout` seconds, killing it after.
     static func run(
-        _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil,
-        currentDirectory: URL? = nil, timeout: TimeInterval = 60
+        _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil, timeout: TimeInterval = 60
     ) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
         let out = try TemporaryFile(), err = try TemporaryFile()
-        process.standardOutput = out.handle
-        process.standardError = err.handle
-        let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
+        var input: [Int32] = [-1, -1]
+        if stdin != nil {
+            guard pipe(&input) == 0 else { throw FixtureError("pipe failed") }
+            input.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+        }
+        let child = try SpawnedProcess(arguments, environment: environment, stdin: stdin == nil ? nil : input[0],
+                                       stdout: out.handle.fileDescriptor, stderr: err.handle.fileDescriptor)
         if let stdin {
-            let writer = input.fileHandleForWriting
+            close(input[0])
+            let writeEnd = input[1]
             DispatchQueue.global().async {
-                writer.write(stdin)
-                try? writer.close()
+                stdin.withUnsafeBytes { raw in
+                    var offset = 0
+                    while offset < raw.count {
+                        let n = write(writeEnd, raw.baseAddress! + offset, raw.count - offset)
+                        if n <= 0 { break }
+                        offset += n
+                    }
+                }
+                close(writeEnd)
             }
         }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        let timedOut = process.isRunning
+        var status = child.wait(timeout: timeout)
+        let timedOut = status == nil
         if timedOut {
-            process.terminate()
-            usleep(200_000)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            child.signal(SIGKILL)
+            status = child.wait(timeout: 5)
         }
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdoutData: out.data(), stderr: err.contents(),
-                             timedOut: timedOut)
+        return CommandResult(status: status ?? -1, stdoutData: out.data(), stderr: err.contents(), timedOut: timedOut)
+    }
+}
+
+/// A child process started with posix_spawn and reaped with waitpid.
+///
+/// Not Foundation's `Process`: on Linux it watches a socketpair per child to learn of exits, and
+/// OpenSSH's `ssh` closes inherited descriptors at start-up, which makes `Process` believe ssh has
+/// exited and block its monitor thread in `waitpid` until it really does — stalling every other
+/// child's exit notification meanwhile.
+final class SpawnedProcess: @unchecked Sendable {
+    let pid: pid_t
+    private let lock = NSLock()
+    private var status: Int32?
+
+    /// Starts `arguments` in its own process group; nil stdin means /dev/null.
+    init(_ arguments: [String], environment: [String: String] = [:], stdin: Int32?, stdout: Int32, stderr: Int32)
+        throws
+    {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let stdin {
+            posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // Only stdin, stdout and stderr: a child holding another test's pipe would keep it from EOF.
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The test runner's threads block signals; children must start with none blocked.
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw FixtureError("could not start \(arguments[0]): \(String(cString: strerror(rc)))") }
+        self.pid = pid
+    }
+
+    /// The exit status (128+N for signal N) once the process has ended; non-blocking.
+    func poll() -> Int32? {
+        lock.withLock {
+            if let status { return status }
+            var raw: Int32 = 0
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+            status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+            return status
+        }
+    }
+
+    var isRunning: Bool { poll() == nil }
+
+    /// Waits up to `timeout` seconds; nil if still running.
+    func wait(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let status = poll() { return status }
+            usleep(5_000)
+        }
+        return poll()
+    }
+
+    /// Signals the whole process group.
+    func signal(_ signal: Int32) {
+        guard isRunning else { return }
+        kill(-pid, signal)
+        kill(pid, signal)
     }
 }
 
@@ -90,31 +173,32 @@ final class TemporaryFile {
 /// A server or agent started for a test; stopped (SIGTERM, then SIGKILL) when the test ends,
 /// whether it passed or not.
 final class BackgroundProcess: @unchecked Sendable {
-    let process = Process()
+    let child: SpawnedProcess
     let log: TemporaryFile
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
         log = try TemporaryFile()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        process.standardOutput = log.handle
-        process.standardError = log.handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        child = try SpawnedProcess(arguments, environment: environment, stdin: nil,
+                                   stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
     }
 
     var output: String { log.contents() }
+    var pid: pid_t { child.pid }
+    var isRunning: Bool { child.isRunning }
 
     func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(15)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        guard child.isRunning else { return }
+        child.signal(SIGTERM)
+        if child.wait(timeout: 15) == nil {
+            child.signal(SIGKILL)
+            _ = child.wait(timeout: 5)
+        }
+    }
+
+    /// Ends it at once, as a crash would.
+    func crash() {
+        child.signal(SIGKILL)
+        _ = child.wait(timeout: 5)
     }
 
     deinit { stop() }

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+
+/// Session semantics and policy: env allow-list, crypto, multiplexing.
+@Suite(.serialized) struct AgentSessionSemanticsTests {
+    @Test func onlyAllowedVariablesPassFromTheClient() throws {
+        let fixture = try AgentFixture()
+        let result = try TestProcess.run(try fixture.ssh(["-o", "SendEnv=LANG LC_FLARE_TEST SECRET_THING"])
+            + ["echo \"$LANG|$LC_FLARE_TEST|${SECRET_THING:-unset}\""],
+            environment: ["LANG": "en_US.UTF-8", "LC_FLARE_TEST": "yes", "SECRET_THING": "leak"])
+        #expect(result.stdout == "en_US.UTF-8|yes|unset\n")
+    }
+
+    @Test func onlyModernAlgorithmsAreOffered() throws {
+        let fixture = try AgentFixture()
+        let negotiated = try TestProcess.run(try fixture.ssh(["-v"]) + ["true"])
+        #expect(negotiated.status == 0)
+        #expect(negotiated.stderr.contains("kex: algorithm: curve25519-sha256"))
+        #expect(negotiated.stderr.contains("host key algorithm: ssh-ed25519"))
+        let etm = try TestProcess.run(try fixture.ssh(["-v", "-o", "Ciphers=aes256-ctr"]) + ["true"])
+        #expect(etm.status == 0)
+        #expect(etm.stderr.contains("MAC: hmac-sha2-256-etm@openssh.com"))
+        // MACs only matter with a non-AEAD cipher, so that case pins one.
+        for options in [["KexAlgorithms=ecdh-sha2-nistp256,diffie-hellman-group14-sha1"],
+                        ["Ciphers=aes128-cbc,3des-cbc"],
+                        ["Ciphers=aes128-ctr", "MACs=hmac-sha1,umac-64@openssh.com,hmac-sha2-256"],
+                        ["HostKeyAlgorithms=ecdsa-sha2-nistp256,rsa-sha2-256"]] {
+            let refused = try TestProcess.run(try fixture.ssh(options.flatMap { ["-o", $0] }) + ["true"])
+            #expect(refused.status == 255, "\(options) was accepted")
+            #expect(refused.stderr.contains("no matching"), "\(refused.stderr)")
+        }
+    }
+
+    @Test func multiplexedChannelsDoNotWaitForAStalledOne() throws {
+        let fixture = try AgentFixture()
+        let control = fixture.directory.path("cm.sock")
+        let master = try BackgroundProcess(fixture.ssh(["-M", "-S", control, "-o", "ControlPersist=no", "-N"]))
+        defer { master.stop() }
+        #expect(waitFor { FileManager.default.fileExists(atPath: control) }, "\(master.output)")
+        // One channel produces far more than it can send: its reader never reads.
+        var neverRead: [Int32] = [-1, -1]
+        #expect(pipe(&neverRead) == 0)
+        let stalled = try SpawnedProcess(try fixture.ssh(["-S", control]) + ["head -c 200000000 /dev/zero"],
+                                         stdin: nil, stdout: neverRead[1], stderr: neverRead[1])
+        defer {
+            stalled.signal(SIGKILL)
+            _ = stalled.wait(timeout: 5)
+            close(neverRead[0])
+            close(neverRead[1])
+        }
+        usleep(500_000)
+        let results = ResultBox(count: 10)
+        let started = Date()
+        let command = try fixture.ssh(["-S", control])
+        DispatchQueue.concurrentPerform(iterations: 10) { index in
+            results.set(index, try? TestProcess.run(command + ["echo channel-\(index)"], timeout: 20))
+        }
+        for index in 0..<10 {
+            #expect(results.get(index)?.stdout == "channel-\(index)\n")
+        }
+        #expect(Date().timeIntervalSince(started) < 15)
+        #expect(stalled.isRunning, "the stalled command should still be waiting for its reader")
+    }
+}
