@@ -101,8 +101,11 @@ public final class SSHServerConnection {
         reapClosedChannels(force: true)
     }
 
-    /// Ends the connection at once.
+    /// Ends the connection at once. Call between polls, not from a callback.
     public func disconnect() {
+        // ssh_disconnect frees the session's channels itself: let go of ours first.
+        for channel in channels.values { channel.markPeerGone() }
+        reapClosedChannels(force: true)
         ssh_disconnect(session)
     }
 
@@ -121,17 +124,16 @@ public final class SSHServerConnection {
     private func authenticate(user: String, key: ssh_key?, state: CChar) -> Int32 {
         guard let key, let delegate, let copy = copyPublicKey(key) else { return SSH_AUTH_DENIED.rawValue }
         let authorized = delegate.isAuthorized(user: user, key: copy)
-        switch Int32(state) {
-        case SSH_PUBLICKEY_STATE_NONE.rawValue:
-            return authorized ? SSH_AUTH_SUCCESS.rawValue : SSH_AUTH_DENIED.rawValue
-        case SSH_PUBLICKEY_STATE_VALID.rawValue where authorized:
+        let probe = Int32(state) == SSH_PUBLICKEY_STATE_NONE.rawValue
+        if authorized && (probe || Int32(state) == SSH_PUBLICKEY_STATE_VALID.rawValue) {
             return SSH_AUTH_SUCCESS.rawValue
-        default:
-            authFailures += 1
-            delegate.authenticationFailed(user: user, key: copy)
-            if authFailures >= configuration.maxAuthFailures { ssh_disconnect(session) }
-            return SSH_AUTH_DENIED.rawValue
         }
+        // Clients offer each key first without a signature; an unknown key is refused (and
+        // counted) right there, so that is where most failures are seen.
+        authFailures += 1
+        delegate.authenticationFailed(user: user, key: copy)
+        if authFailures >= configuration.maxAuthFailures { ssh_disconnect(session) }
+        return SSH_AUTH_DENIED.rawValue
     }
 
     private func copyPublicKey(_ key: ssh_key) -> SSHKey? {

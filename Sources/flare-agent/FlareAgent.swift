@@ -35,6 +35,9 @@ extension FlareAgent {
         @Option(help: "Write the bound address to this file once listening (for scripts using port 0).")
         var addressFile: String?
 
+        @Option(help: "Seconds running commands get to finish after SIGTERM before clients are disconnected.")
+        var graceSeconds: Int = 5
+
         func validate() throws {
             guard ListenAddress(listen) != nil else {
                 throw ValidationError("--listen must be unix:PATH or tcp:HOST:PORT, not '\(listen)'")
@@ -48,6 +51,7 @@ extension FlareAgent {
             let service = try AgentSSHService(
                 listen: ListenAddress(listen)!, hostKeyFile: hostKey, authorizedKeys: keys,
                 environment: ShellEnvironment(root: root, home: home), logger: logger)
+            service.gracePeriod = .seconds(graceSeconds)
             if let addressFile {
                 try "\(service.address)\n".write(toFile: addressFile, atomically: true, encoding: .utf8)
             }

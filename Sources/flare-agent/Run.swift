@@ -24,6 +24,9 @@ extension FlareAgent {
         @Option(help: "Where the agent keeps its own files (host key).")
         var stateDir: String
 
+        @Option(help: "Seconds running commands get to finish after SIGTERM before clients are disconnected.")
+        var graceSeconds: Int = 5
+
         func validate() throws {
             guard ListenAddress(listen) != nil else { throw ValidationError("--listen must be unix:PATH or tcp:HOST:PORT") }
         }
@@ -55,6 +58,7 @@ extension FlareAgent {
             let ssh = try AgentSSHService(
                 listen: ListenAddress(listen)!, hostKeyFile: hostKeyPath, authorizedKeys: keys,
                 environment: environment, activity: activity, logger: logger)
+            ssh.gracePeriod = .seconds(graceSeconds)
             let heartbeat = HeartbeatService(
                 client: client, activity: activity, authorizedKeys: keys,
                 interval: .seconds(config.heartbeatIntervalSeconds), logger: logger)

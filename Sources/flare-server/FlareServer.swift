@@ -31,11 +31,16 @@ struct FlareServer: AsyncParsableCommand {
     var portFile: String?
     @Option(help: "bcrypt cost for password hashes (4-31).")
     var bcryptCost: UInt8 = 11
+    @Option(help: "Seconds between agent heartbeats (activity reports).")
+    var agentHeartbeatSeconds: Int = 15
 
     func validate() throws {
         guard runtime == "host" else { throw ValidationError("--runtime must be 'host' (docker is not available yet)") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
         guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost must be 4-31") }
+        guard (1...3600).contains(agentHeartbeatSeconds) else {
+            throw ValidationError("--agent-heartbeat-seconds must be 1-3600")
+        }
     }
 
     func run() async throws {
@@ -57,6 +62,7 @@ struct FlareServer: AsyncParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.bcryptCost = bcryptCost
+        configuration.agentHeartbeatSeconds = agentHeartbeatSeconds
         let server = try ControlPlaneServer(configuration: configuration, logger: logger)
         let host = self.host
         let portFile = self.portFile

@@ -50,6 +50,10 @@ import Testing
         #expect(result.status == 255)
         #expect(result.stderr.contains("Permission denied"))
         #expect(!result.stdout.contains("should-not-run"))
+        // The refusal is logged with the key's fingerprint.
+        let fingerprint = try TestProcess.run(["ssh-keygen", "-lf", fixture.directory.path("otherkey.pub")])
+            .stdout.split(separator: " ")[1]
+        #expect(waitFor(timeout: 5) { fixture.agent.output.contains(String(fingerprint)) }, "\(fixture.agent.output)")
     }
 
     @Test func shellRunsInHomeWithLoginEnvironment() throws {
@@ -72,15 +76,64 @@ import Testing
     @Test func manyConcurrentConnections() throws {
         let fixture = try AgentFixture()
         let command = try fixture.ssh()
-        let outputs = ResultBox(count: 20)
+        let outputs = ResultBox(count: 100)
         // OS threads, not Swift tasks: each waits on a real ssh process.
-        DispatchQueue.concurrentPerform(iterations: 20) { index in
-            outputs.set(index, try? TestProcess.run(command + ["echo conn-\(index)"]))
+        DispatchQueue.concurrentPerform(iterations: 100) { index in
+            outputs.set(index, try? TestProcess.run(command + ["echo conn-\(index)"], timeout: 90))
         }
-        for index in 0..<20 {
+        for index in 0..<100 {
             #expect(outputs.get(index)?.status == 0)
             #expect(outputs.get(index)?.stdout == "conn-\(index)\n")
         }
+    }
+}
+
+extension AgentSSHTests {
+    @Test func clientKilledMidTransferLeavesNothingBehind() throws {
+        let fixture = try AgentFixture()
+        #expect(try TestProcess.run(try fixture.ssh() + ["true"]).status == 0)
+        let before = fixture.resourceCounts()
+        let output = try TemporaryFile()
+        let upload = try SpawnedProcess(["sh", "-c", "head -c 2000000000 /dev/zero | "
+                                            + (try fixture.ssh()).map { "'\($0)'" }.joined(separator: " ")
+                                            + " 'cat > /dev/null'"],
+                                        stdin: nil, stdout: output.handle.fileDescriptor,
+                                        stderr: output.handle.fileDescriptor)
+        let download = try SpawnedProcess(try fixture.ssh() + ["head -c 2000000000 /dev/zero"], stdin: nil,
+                                          stdout: output.handle.fileDescriptor, stderr: output.handle.fileDescriptor)
+        usleep(700_000)
+        #expect(fixture.resourceCounts().children >= 2, "both transfers should be running")
+        upload.signal(SIGKILL)
+        download.signal(SIGKILL)
+        _ = upload.wait(timeout: 5)
+        _ = download.wait(timeout: 5)
+        let settled = waitFor(timeout: 15) {
+            let now = fixture.resourceCounts()
+            return now.descriptors == before.descriptors && now.children == before.children
+        }
+        #expect(settled, "before \(before), after \(fixture.resourceCounts())")
+        #expect(try TestProcess.run(try fixture.ssh() + ["echo still-serving"]).stdout == "still-serving\n")
+    }
+
+    @Test func sigtermLetsRunningCommandsFinishThenDisconnectsTheRest() throws {
+        let fixture = try AgentFixture(arguments: ["--grace-seconds", "2"])
+        let finishing = try TemporaryFile(), hanging = try TemporaryFile()
+        let short = try SpawnedProcess(try fixture.ssh() + ["sleep 1; echo finished"], stdin: nil,
+                                       stdout: finishing.handle.fileDescriptor, stderr: finishing.handle.fileDescriptor)
+        let long = try SpawnedProcess(try fixture.ssh() + ["sleep 60"], stdin: nil,
+                                      stdout: hanging.handle.fileDescriptor, stderr: hanging.handle.fileDescriptor)
+        #expect(waitFor(timeout: 10) { fixture.resourceCounts().children >= 2 })
+        let stopped = Date()
+        kill(fixture.agent.pid, SIGTERM)
+        #expect(short.wait(timeout: 10) == 0)
+        #expect(finishing.contents().contains("finished"))
+        // New connections are refused once the agent is stopping.
+        let refused = try TestProcess.run(try fixture.ssh() + ["true"])
+        #expect(refused.status == 255)
+        // The never-ending command is cut after the grace period, and the agent exits cleanly.
+        #expect(long.wait(timeout: 10) != nil)
+        #expect(fixture.agent.child.wait(timeout: 10) == 0)
+        #expect(Date().timeIntervalSince(stopped) < 8)
     }
 }
 

@@ -35,6 +35,18 @@ import Testing
         let local = try TestProcess.run(["sha256sum"], stdin: payload)
         #expect(hashed.stdout.prefix(64) == local.stdout.prefix(64))
 
+        // The agent's activity figures reach `flare session get`.
+        #expect(try fixture.flare(["ssh", "dev", "--", "head -c 300000 /dev/zero"]).stdoutData.count == 300_000)
+        let active = waitFor(timeout: 10) {
+            guard let json = try? fixture.flare(["session", "get", "dev", "--json"]).stdout,
+                  let info = try? FlareJSON.decoder().decode(SessionInfo.self, from: Data(json.utf8)),
+                  let activity = info.activity
+            else { return false }
+            return activity.bytesOut >= 300_000 && activity.bytesIn > 0 && activity.lastInputAt != nil
+        }
+        #expect(active)
+        #expect(try fixture.flare(["session", "get", "dev"]).stdout.contains("bytes in/out"))
+
         let stopped = try fixture.flare(["session", "stop", "dev"])
         #expect(stopped.status == 0)
         let refused = try fixture.flare(["ssh", "dev", "--", "true"])

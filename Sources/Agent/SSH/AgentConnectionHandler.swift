@@ -13,6 +13,8 @@ final class AgentConnectionHandler: SSHServerConnectionDelegate {
     private var forwarding: ConnectionForwarding?
     private var agentSocket: String?
     var peer = "unknown"
+    /// Polled between turns of the event loop: true ends the connection (agent shutting down).
+    var shouldDisconnect: () -> Bool = { false }
 
     init(authorizedKeys: AuthorizedKeys, environment: ShellEnvironment, activity: AgentActivity, logger: Logger) {
         self.authorizedKeys = authorizedKeys
@@ -66,6 +68,10 @@ final class AgentConnectionHandler: SSHServerConnectionDelegate {
     }
 
     func connectionTick(_ connection: SSHServerConnection) {
+        if shouldDisconnect() {
+            connection.disconnect()
+            return
+        }
         forwarding?.tick(connection)
         for handler in handlers.values { handler.tick() }
         handlers = handlers.filter { !$0.value.isClosed }

@@ -12,6 +12,11 @@ public final class AgentSSHService: Service, @unchecked Sendable {
     private let environment: ShellEnvironment
     private let activity: AgentActivity
     private let logger: Logger
+    private let stopState = StopState()
+    /// How long running commands get to finish after SIGTERM before clients are disconnected.
+    public var gracePeriod: Duration = .seconds(5)
+    /// Runs after the grace period, before clients are disconnected (the final snapshot hook).
+    public var shutdownHook: @Sendable () async -> Void = {}
 
     /// Where the service listens (with the real port if 0 was asked for).
     public var address: ListenAddress { listener.address }
@@ -34,15 +39,33 @@ public final class AgentSSHService: Service, @unchecked Sendable {
         acceptThread.name = "flare-agent-accept"
         acceptThread.start()
         logger.info("serving SSH", metadata: ["listen.address": "\(address)"])
-        // Until SIGTERM (or cancellation): then stop accepting.
+        // Until SIGTERM (or cancellation): then stop accepting, give running commands the grace
+        // period, run the shutdown hook, and disconnect whoever is left.
         try? await gracefulShutdown()
         listener.close()
         logger.info("stopped accepting SSH connections")
+        let deadline = ContinuousClock.now + gracePeriod
+        while activity.snapshot.openConnections > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        await shutdownHook()
+        stopState.requestStop()
+        // Wait for the connection threads to be completely done with libssh before the process
+        // exits; exiting under them crashes in libssh's or OpenSSL's teardown.
+        let closing = ContinuousClock.now + .seconds(3)
+        while stopState.liveThreads > 0 && ContinuousClock.now < closing {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        logger.info("SSH service stopped", metadata: ["connections.left": "\(activity.snapshot.openConnections)"])
     }
 
     private func acceptLoop() {
         while let fd = listener.accept() {
-            let thread = Thread { [self] in serve(descriptor: fd) }
+            stopState.threadStarted()
+            let thread = Thread { [self] in
+                serve(descriptor: fd)
+                stopState.threadFinished()
+            }
             thread.name = "flare-ssh-\(fd)"
             thread.stackSize = 512 * 1024
             thread.start()
@@ -50,8 +73,10 @@ public final class AgentSSHService: Service, @unchecked Sendable {
     }
 
     private func serve(descriptor: Int32) {
+        Self.enableKeepalive(descriptor)
         let handler = AgentConnectionHandler(
             authorizedKeys: authorizedKeys, environment: environment, activity: activity, logger: logger)
+        handler.shouldDisconnect = { [stopState] in stopState.isStopping }
         let connection: SSHServerConnection
         do {
             connection = try server.accept(descriptor: descriptor, delegate: handler)
@@ -71,4 +96,31 @@ public final class AgentSSHService: Service, @unchecked Sendable {
         connection.run()
         handler.connectionEnded()
     }
+}
+
+extension AgentSSHService {
+    /// TCP keepalives find a peer that vanished without closing (about a minute); a no-op on Unix
+    /// sockets, where the gateway's WebSocket pings do that job.
+    static func enableKeepalive(_ fd: Int32) {
+        var on: Int32 = 1, idle: Int32 = 30, interval: Int32 = 10, count: Int32 = 3
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        guard setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size) == 0 else { return }
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
+    }
+}
+
+/// Set once when the service stops; read by every connection thread.
+final class StopState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopping = false
+    private var threads = 0
+
+    var isStopping: Bool { lock.withLock { stopping } }
+    var liveThreads: Int { lock.withLock { threads } }
+
+    func requestStop() { lock.withLock { stopping = true } }
+    func threadStarted() { lock.withLock { threads += 1 } }
+    func threadFinished() { lock.withLock { threads -= 1 } }
 }

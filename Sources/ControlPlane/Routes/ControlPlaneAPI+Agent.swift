@@ -24,7 +24,7 @@ extension ControlPlaneAPI {
             return AgentConfig(
                 sessionId: session.id, hostPrivateKey: session.hostPrivateKey, authorizedKeys: keys,
                 env: manifest?.env ?? [:], persistedPaths: manifest?.persistedPaths ?? [],
-                heartbeatIntervalSeconds: 15)
+                heartbeatIntervalSeconds: agentHeartbeatSeconds)
         }
 
         group.post("/ready") { request, context -> HTTPResponse.Status in

@@ -10,6 +10,8 @@ struct ControlPlaneAPI: Sendable {
     let lifecycle: SessionLifecycle
     let hasher: PasswordHasher
     let signingKey: Curve25519.Signing.PrivateKey
+    /// How often agents report their activity.
+    let agentHeartbeatSeconds: Int
     /// How long access tokens live.
     let accessTokenLifetime: TimeInterval = 30 * 86400
     /// How long runtime tokens live.

@@ -21,6 +21,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var bcryptCost: UInt8 = 11
     /// How long a starting agent has to report ready.
     public var readyTimeout: Duration = .seconds(60)
+    /// How often agents send their activity figures.
+    public var agentHeartbeatSeconds = 15
 
     public init(dataDirectory: URL, agentExecutable: String) {
         self.dataDirectory = dataDirectory
@@ -55,7 +57,7 @@ public final class ControlPlaneServer: Service, Sendable {
         lifecycle = SessionLifecycle(store: store, driver: driver, controlPlaneURL: { url.value },
                                      readyTimeout: configuration.readyTimeout, logger: logger)
         api = ControlPlaneAPI(store: store, lifecycle: lifecycle, hasher: PasswordHasher(cost: configuration.bcryptCost),
-                              signingKey: signingKey)
+                              signingKey: signingKey, agentHeartbeatSeconds: configuration.agentHeartbeatSeconds)
         gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey),
                           backend: EmbeddedGatewayBackend(store: store))
     }

@@ -6,7 +6,7 @@ final class AgentFixture {
     let agent: BackgroundProcess
     let port: Int
 
-    init() throws {
+    init(arguments extra: [String] = []) throws {
         directory = try TemporaryDirectory()
         for name in ["hostkey", "userkey", "otherkey"] {
             let result = try TestProcess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", directory.path(name)])
@@ -18,7 +18,7 @@ final class AgentFixture {
             TestProcess.binary("flare-agent"), "serve", "--listen", "tcp:127.0.0.1:0",
             "--host-key", directory.path("hostkey"), "--authorized-keys", directory.path("authorized_keys"),
             "--root", directory.path("root"), "--address-file", addressFile,
-        ])
+        ] + extra)
         guard waitFor({ FileManager.default.fileExists(atPath: addressFile) }),
               let text = try? String(contentsOfFile: addressFile, encoding: .utf8),
               let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").last ?? "")
@@ -38,6 +38,14 @@ final class AgentFixture {
             "-o", "UserKnownHostsFile=\(knownHosts)", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
             "-o", "ConnectTimeout=10", "flare@127.0.0.1",
         ]
+    }
+
+    /// Open descriptors and child processes of the agent, for leak checks.
+    func resourceCounts() -> (descriptors: Int, children: Int) {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd").count) ?? -1
+        let children = (try? TestProcess.run(["pgrep", "-P", "\(agent.pid)"]).stdout
+            .split(separator: "\n").count) ?? -1
+        return (fds, children)
     }
 
     deinit { agent.stop() }

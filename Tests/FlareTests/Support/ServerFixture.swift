@@ -19,7 +19,7 @@ final class ServerFixture {
         try? FileManager.default.removeItem(atPath: portFile)
         let server = try BackgroundProcess([
             TestProcess.binary("flare-server"), "--data-dir", directory.path("data"), "--port", port,
-            "--port-file", portFile, "--bcrypt-cost", "4",
+            "--port-file", portFile, "--bcrypt-cost", "4", "--agent-heartbeat-seconds", "1",
         ])
         guard waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
               let bound = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
