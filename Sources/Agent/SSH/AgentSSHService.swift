@@ -73,7 +73,7 @@ public final class AgentSSHService: Service, @unchecked Sendable {
     }
 
     private func serve(descriptor: Int32) {
-        Self.enableKeepalive(descriptor)
+        Self.configureTCP(descriptor)
         let handler = AgentConnectionHandler(
             authorizedKeys: authorizedKeys, environment: environment, activity: activity, logger: logger)
         handler.shouldDisconnect = { [stopState] in stopState.isStopping }
@@ -99,12 +99,14 @@ public final class AgentSSHService: Service, @unchecked Sendable {
 }
 
 extension AgentSSHService {
-    /// TCP keepalives find a peer that vanished without closing (about a minute); a no-op on Unix
-    /// sockets, where the gateway's WebSocket pings do that job.
-    static func enableKeepalive(_ fd: Int32) {
+    /// TCP options for a client socket (no-ops on Unix sockets, where the gateway's WebSocket pings
+    /// find dead peers). Keepalives find a peer that vanished without closing in about a minute;
+    /// no Nagle, as in sshd, so small replies (sftp statuses, echoes) never wait for a delayed ACK.
+    static func configureTCP(_ fd: Int32) {
         var on: Int32 = 1, idle: Int32 = 30, interval: Int32 = 10, count: Int32 = 3
         let size = socklen_t(MemoryLayout<Int32>.size)
         guard setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size) == 0 else { return }
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, size)
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
