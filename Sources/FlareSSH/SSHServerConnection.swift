@@ -49,27 +49,6 @@ public final class SSHServerConnection {
         callbacks.deallocate()
     }
 
-    /// The peer's address as text, for logs.
-    public var peerDescription: String {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let fd = ssh_get_fd(session)
-        let ok = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
-        }
-        guard ok else { return "unknown" }
-        if storage.ss_family == sa_family_t(AF_UNIX) { return "unix" }
-        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count),
-                            NI_NUMERICHOST | NI_NUMERICSERV)
-            }
-        }
-        return rc == 0 ? "\(String(cString: host)):\(String(cString: port))" : "unknown"
-    }
-
     /// Runs the key exchange (blocking), then joins the event loop with public-key auth only.
     public func handshake() throws {
         guard ssh_handle_key_exchange(session) == SSH_OK else {

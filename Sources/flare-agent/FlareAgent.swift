@@ -22,36 +22,22 @@ extension FlareAgent {
                   ssh -o ProxyCommand='socat - UNIX-CONNECT:/tmp/agent.sock' x
                 """)
 
-        @Option(help: "unix:PATH or tcp:HOST:PORT (port 0 picks a free port).")
-        var listen: String
+        @OptionGroup var session: SessionOptions
         @Option(help: "Private host key file (ed25519).")
         var hostKey: String
         @Option(help: "authorized_keys file of the keys allowed in.")
         var authorizedKeys: String
-        @Option(help: "Directory standing in for the session's filesystem root.")
-        var root: String = "/"
-        @Option(help: "HOME as the session sees it (default /home/flare under --root, else $HOME).")
-        var home: String?
         @Option(help: "Write the bound address to this file once listening (for scripts using port 0).")
         var addressFile: String?
-
-        @Option(help: "Seconds running commands get to finish after SIGTERM before clients are disconnected.")
-        var graceSeconds: Int = 5
-
-        func validate() throws {
-            guard ListenAddress(listen) != nil else {
-                throw ValidationError("--listen must be unix:PATH or tcp:HOST:PORT, not '\(listen)'")
-            }
-        }
 
         func run() async throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             let logger = Logger(label: "flare-agent")
             let keys = try AuthorizedKeys(file: authorizedKeys)
             let service = try AgentSSHService(
-                listen: ListenAddress(listen)!, hostKeyFile: hostKey, authorizedKeys: keys,
-                environment: ShellEnvironment(root: root, home: home), logger: logger)
-            service.gracePeriod = .seconds(graceSeconds)
+                listen: session.address, hostKeyFile: hostKey, authorizedKeys: keys,
+                environment: ShellEnvironment(root: session.root, home: session.home), logger: logger)
+            service.gracePeriod = .seconds(session.graceSeconds)
             if let addressFile {
                 try "\(service.address)\n".write(toFile: addressFile, atomically: true, encoding: .utf8)
             }

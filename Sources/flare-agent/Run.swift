@@ -13,42 +13,31 @@ extension FlareAgent {
 
         @Option(help: "The control plane's URL.")
         var controlPlane: String
-        @Option(help: "The session this agent serves.")
-        var session: String
-        @Option(help: "unix:PATH or tcp:HOST:PORT.")
-        var listen: String
-        @Option(help: "Directory standing in for the session's filesystem root.")
-        var root: String = "/"
-        @Option(help: "HOME as the session sees it.")
-        var home: String = "/home/flare"
+        @Option(name: .customLong("session"), help: "The session this agent serves.")
+        var sessionId: String
+        @OptionGroup var options: SessionOptions
         @Option(help: "Where the agent keeps its own files (host key).")
         var stateDir: String
-
-        @Option(help: "Seconds running commands get to finish after SIGTERM before clients are disconnected.")
-        var graceSeconds: Int = 5
-
-        func validate() throws {
-            guard ListenAddress(listen) != nil else { throw ValidationError("--listen must be unix:PATH or tcp:HOST:PORT") }
-        }
 
         func run() async throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var logger = Logger(label: "flare-agent")
-            logger[metadataKey: "session.id"] = "\(session)"
+            logger[metadataKey: "session.id"] = "\(sessionId)"
             guard let token = ProcessInfo.processInfo.environment["FLARE_AGENT_TOKEN"], !token.isEmpty else {
                 throw ValidationError("FLARE_AGENT_TOKEN is not set")
             }
             let client = ControlPlaneClient(baseURL: controlPlane, token: token)
             try await client.register(AgentRegisterRequest(
-                agentVersion: "0.1.0", pid: getpid(), sshEndpoint: listen))
+                agentVersion: "0.1.0", pid: getpid(), sshEndpoint: options.listen))
             let config = try await client.config()
 
             try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
             let hostKeyPath = (stateDir as NSString).appendingPathComponent("ssh_host_ed25519_key")
             FileManager.default.createFile(atPath: hostKeyPath, contents: Data(config.hostPrivateKey.utf8),
                                            attributes: [.posixPermissions: 0o600])
-            let environment = ShellEnvironment(root: root, home: home, templateEnv: config.env)
-            for path in [home] + config.persistedPaths {
+            let environment = ShellEnvironment(root: options.root, home: options.home ?? "/home/flare",
+                                               templateEnv: config.env)
+            for path in [environment.home] + config.persistedPaths {
                 try FileManager.default.createDirectory(atPath: environment.realPath(path),
                                                         withIntermediateDirectories: true)
             }
@@ -56,9 +45,9 @@ extension FlareAgent {
             keys.setRefresher { try await client.config().authorizedKeys }
             let activity = AgentActivity()
             let ssh = try AgentSSHService(
-                listen: ListenAddress(listen)!, hostKeyFile: hostKeyPath, authorizedKeys: keys,
+                listen: options.address, hostKeyFile: hostKeyPath, authorizedKeys: keys,
                 environment: environment, activity: activity, logger: logger)
-            ssh.gracePeriod = .seconds(graceSeconds)
+            ssh.gracePeriod = .seconds(options.graceSeconds)
             let heartbeat = HeartbeatService(
                 client: client, activity: activity, authorizedKeys: keys,
                 interval: .seconds(config.heartbeatIntervalSeconds), logger: logger)

@@ -32,14 +32,14 @@ enum SocketAddress {
         return nil
     }
 
-    /// The numeric address and port of the peer of `fd`.
+    /// The numeric address and port of the peer of `fd` (port 0 for a Unix socket).
     static func peer(of fd: Int32) -> (String, Int) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let ok = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
         }
-        guard ok else { return ("127.0.0.1", 0) }
+        guard ok, storage.ss_family != sa_family_t(AF_UNIX) else { return ("127.0.0.1", 0) }
         var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
         var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
         let rc = withUnsafePointer(to: &storage) {

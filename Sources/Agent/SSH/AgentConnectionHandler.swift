@@ -24,8 +24,8 @@ final class AgentConnectionHandler: SSHServerConnectionDelegate {
     }
 
     /// Called once the connection exists, before its event loop runs.
-    func attach(to connection: SSHServerConnection) {
-        peer = connection.peerDescription
+    func attach(to connection: SSHServerConnection, peer: String) {
+        self.peer = peer
         logger[metadataKey: "connection.peer"] = "\(peer)"
         forwarding = ConnectionForwarding(eventLoop: connection.eventLoop, activity: activity, logger: logger) {
             [weak self] handler in self?.handlers[ObjectIdentifier(handler)] = handler

@@ -74,6 +74,7 @@ public final class AgentSSHService: Service, @unchecked Sendable {
 
     private func serve(descriptor: Int32) {
         Self.configureTCP(descriptor)
+        let (host, port) = SocketAddress.peer(of: descriptor)
         let handler = AgentConnectionHandler(
             authorizedKeys: authorizedKeys, environment: environment, activity: activity, logger: logger)
         handler.shouldDisconnect = { [stopState] in stopState.isStopping }
@@ -84,7 +85,7 @@ public final class AgentSSHService: Service, @unchecked Sendable {
             logger.warning("could not accept SSH connection", metadata: ["error": "\(error)"])
             return
         }
-        handler.attach(to: connection)
+        handler.attach(to: connection, peer: port == 0 ? "unix" : "\(host):\(port)")
         activity.connectionOpened()
         defer { activity.connectionClosed() }
         do {

@@ -1,0 +1,23 @@
+import Agent
+import ArgumentParser
+
+/// Where the agent listens and what filesystem it serves; shared by `serve` and `run`.
+struct SessionOptions: ParsableArguments {
+    @Option(help: "unix:PATH or tcp:HOST:PORT (port 0 picks a free port).")
+    var listen: String
+    @Option(help: "Directory standing in for the session's filesystem root.")
+    var root: String = "/"
+    @Option(help: "HOME as the session sees it (default /home/flare under --root, else $HOME).")
+    var home: String?
+    @Option(help: "Seconds running commands get to finish after SIGTERM before clients are disconnected.")
+    var graceSeconds: Int = 5
+
+    var address: ListenAddress { ListenAddress(listen)! }
+
+    func validate() throws {
+        guard ListenAddress(listen) != nil else {
+            throw ValidationError("--listen must be unix:PATH or tcp:HOST:PORT, not '\(listen)'")
+        }
+        guard graceSeconds >= 0 else { throw ValidationError("--grace-seconds must not be negative") }
+    }
+}
