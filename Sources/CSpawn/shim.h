@@ -22,6 +22,13 @@ extern int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 /// so opening a PTY slave in a file action makes it the controlling terminal.
 static inline short flare_spawn_setsid_flag(void) { return 0x80; }
 
+// Linux pipe capacity (F_SETPIPE_SZ is a GNU extension Swift's Glibc module does not show).
+#ifndef F_SETPIPE_SZ
+#define F_SETPIPE_SZ 1031
+#endif
+#include <fcntl.h>
+static inline int flare_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
 // Wait-status macros are function-like and not imported.
 static inline int flare_wifexited(int status) { return WIFEXITED(status); }
 static inline int flare_wexitstatus(int status) { return WEXITSTATUS(status); }

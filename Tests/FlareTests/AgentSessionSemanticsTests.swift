@@ -11,6 +11,16 @@ import Testing
         #expect(result.stdout == "en_US.UTF-8|yes|unset\n")
     }
 
+    @Test func clientKeepalivesAreAnswered() throws {
+        let fixture = try AgentFixture()
+        // The client gives up after 2 unanswered keepalives, one a second; the command outlives that.
+        let result = try TestProcess.run(try fixture.ssh([
+            "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2",
+        ]) + ["sleep 4; echo still-connected"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "still-connected\n")
+    }
+
     @Test func onlyModernAlgorithmsAreOffered() throws {
         let fixture = try AgentFixture()
         let negotiated = try TestProcess.run(try fixture.ssh(["-v"]) + ["true"])

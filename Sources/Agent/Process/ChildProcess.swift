@@ -129,6 +129,9 @@ final class ChildProcess {
             throw SpawnError(description: "pipe failed: \(String(cString: strerror(errno)))")
         }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // 1 MiB instead of 64 KiB: bulk transfers then rarely wait on a full pipe (best effort;
+        // the kernel caps it at /proc/sys/fs/pipe-max-size).
+        _ = flare_set_pipe_size(fds[1], 1 << 20)
         return (fds[0], fds[1])
     }
 }
