@@ -9,7 +9,7 @@ struct FlareAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flare-agent",
         abstract: "The BurstFlare session agent: an SSH server (libssh) and snapshot tool.",
-        subcommands: [Serve.self, Run.self])
+        subcommands: [Serve.self, Run.self, SFTPServerCommand.self])
 }
 
 extension FlareAgent {
@@ -36,7 +36,7 @@ extension FlareAgent {
             let keys = try AuthorizedKeys(file: authorizedKeys)
             let service = try AgentSSHService(
                 listen: session.address, hostKeyFile: hostKey, authorizedKeys: keys,
-                environment: ShellEnvironment(root: session.root, home: session.home), logger: logger)
+                environment: session.environment(), logger: logger)
             service.gracePeriod = .seconds(session.graceSeconds)
             if let addressFile {
                 try "\(service.address)\n".write(toFile: addressFile, atomically: true, encoding: .utf8)
@@ -44,6 +44,18 @@ extension FlareAgent {
             let group = ServiceGroup(
                 services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
+        }
+    }
+}
+
+extension FlareAgent {
+    struct SFTPServerCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sftp-server",
+            abstract: "An SFTP v3 server on stdin/stdout (the agent's own, for images without one).")
+
+        func run() throws {
+            SFTPServer().run()
         }
     }
 }

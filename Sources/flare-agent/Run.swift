@@ -35,8 +35,7 @@ extension FlareAgent {
             let hostKeyPath = (stateDir as NSString).appendingPathComponent("ssh_host_ed25519_key")
             FileManager.default.createFile(atPath: hostKeyPath, contents: Data(config.hostPrivateKey.utf8),
                                            attributes: [.posixPermissions: 0o600])
-            let environment = ShellEnvironment(root: options.root, home: options.home ?? "/home/flare",
-                                               templateEnv: config.env)
+            let environment = options.environment(home: "/home/flare", templateEnv: config.env)
             for path in [environment.home] + config.persistedPaths {
                 try FileManager.default.createDirectory(atPath: environment.realPath(path),
                                                         withIntermediateDirectories: true)

@@ -11,6 +11,15 @@ struct SessionOptions: ParsableArguments {
     var home: String?
     @Option(help: "Seconds running commands get to finish after SIGTERM before clients are disconnected.")
     var graceSeconds: Int = 5
+    @Option(help: "SFTP server for the sftp subsystem: auto (the image's sftp-server if present) or internal.")
+    var sftp: String = "auto"
+
+    /// The shell environment these options describe.
+    func environment(home defaultHome: String? = nil, templateEnv: [String: String] = [:]) -> ShellEnvironment {
+        var environment = ShellEnvironment(root: root, home: home ?? defaultHome, templateEnv: templateEnv)
+        environment.sftp = ShellEnvironment.SFTPChoice(rawValue: sftp) ?? .automatic
+        return environment
+    }
 
     var address: ListenAddress { ListenAddress(listen)! }
 
@@ -19,5 +28,8 @@ struct SessionOptions: ParsableArguments {
             throw ValidationError("--listen must be unix:PATH or tcp:HOST:PORT, not '\(listen)'")
         }
         guard graceSeconds >= 0 else { throw ValidationError("--grace-seconds must not be negative") }
+        guard ShellEnvironment.SFTPChoice(rawValue: sftp) != nil else {
+            throw ValidationError("--sftp must be auto or internal")
+        }
     }
 }

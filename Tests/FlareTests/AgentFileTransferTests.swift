@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// OpenSSH's file tools against the agent: sftp, scp (sftp mode and legacy -O), rsync.
+/// OpenSSH's file tools against the agent: sftp, scp (sftp mode and legacy -O), rsync. The sftp
+/// tests run against the system's sftp-server and against the agent's built-in one.
 @Suite(.serialized) struct AgentFileTransferTests {
     func randomFile(_ path: String, size: Int) throws -> String {
         var rng = SystemRandomNumberGenerator()
@@ -14,8 +15,9 @@ import Testing
         try TestProcess.run(["sha256sum", path]).stdout.prefix(64).description
     }
 
-    @Test func sftpBatchPutGetRenameRemove() throws {
-        let fixture = try AgentFixture()
+    @Test(arguments: ["auto", "internal"])
+    func sftpBatchPutGetRenameRemove(server: String) throws {
+        let fixture = try AgentFixture(arguments: ["--sftp", server])
         let local = fixture.directory.path("upload.bin")
         let digest = try randomFile(local, size: 5_000_000)
         let back = fixture.directory.path("download.bin")
@@ -24,8 +26,11 @@ import Testing
             mkdir incoming
             put \(local) incoming/a.bin
             rename incoming/a.bin incoming/b.bin
-            ls incoming
-            get incoming/b.bin \(back)
+            ls -l incoming
+            chmod 600 incoming/b.bin
+            ln -s b.bin incoming/link
+            get incoming/link \(back)
+            rm incoming/link
             rm incoming/b.bin
             rmdir incoming
             """.write(toFile: batch, atomically: true, encoding: .utf8)
@@ -36,14 +41,16 @@ import Testing
         ssh[portIndex] = "-P"
         let result = try TestProcess.run(["sftp", "-b", batch] + ssh + [host])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("incoming/b.bin"))
+        #expect(result.stdout.contains("b.bin"))
+        #expect(result.stdout.contains("-rw-r--r--"))
         #expect(try sha(back) == digest)
         let home = fixture.directory.path("root") + "/home/flare"
         #expect(!FileManager.default.fileExists(atPath: home + "/incoming"))
     }
 
-    @Test func scpBothWaysInSftpAndLegacyMode() throws {
-        let fixture = try AgentFixture()
+    @Test(arguments: ["auto", "internal"])
+    func scpBothWaysInSftpAndLegacyMode(server: String) throws {
+        let fixture = try AgentFixture(arguments: ["--sftp", server])
         let local = fixture.directory.path("file.bin")
         let digest = try randomFile(local, size: 3_000_000)
         var options = try fixture.ssh()

@@ -6,9 +6,6 @@ import Logging
 /// subsystem, relaying bytes between the channel and the child with backpressure both ways
 /// (see ``ChannelInputPump`` and ``DescriptorOutputPump``).
 final class SessionChannelHandler: SSHChannelDelegate {
-    static let sftpServerPaths = ["/usr/lib/openssh/sftp-server", "/usr/libexec/sftp-server",
-                                  "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server"]
-
     private let channel: SSHChannel
     private let environment: ShellEnvironment
     private let activity: AgentActivity
@@ -67,10 +64,8 @@ final class SessionChannelHandler: SSHChannelDelegate {
     }
 
     func channel(_ channel: SSHChannel, subsystemRequest name: String) -> Bool {
-        guard name == "sftp", pty == nil,
-              let server = Self.sftpServerPaths.first(where: { access($0, X_OK) == 0 })
-        else { return false }
-        return start([server])
+        guard name == "sftp", pty == nil else { return false }
+        return start(environment.sftpServerCommand)
     }
 
     func channel(_ channel: SSHChannel, windowChange size: TerminalSize) {

@@ -9,6 +9,15 @@ public struct ShellEnvironment: Sendable {
     public var home: String
     /// The template's environment, applied to every shell and command.
     public var templateEnv: [String: String]
+    /// Which SFTP server the `sftp` subsystem runs.
+    public var sftp: SFTPChoice = .automatic
+
+    /// `automatic`: the image's OpenSSH `sftp-server` if it has one, else the agent's own;
+    /// `builtIn`: always the agent's own (`flare-agent sftp-server`).
+    public enum SFTPChoice: String, Sendable, CaseIterable {
+        case automatic = "auto"
+        case builtIn = "internal"
+    }
 
     public init(root: String = "/", home: String? = nil, templateEnv: [String: String] = [:]) {
         self.root = root
@@ -38,6 +47,19 @@ public struct ShellEnvironment: Sendable {
             if !shell.hasSuffix("nologin"), !shell.hasSuffix("false"), access(shell, X_OK) == 0 { return shell }
         }
         return access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
+    }
+
+    static let systemSFTPServers = ["/usr/lib/openssh/sftp-server", "/usr/libexec/sftp-server",
+                                    "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server"]
+
+    /// The command the `sftp` subsystem runs.
+    var sftpServerCommand: [String] {
+        if sftp == .automatic, let system = Self.systemSFTPServers.first(where: { access($0, X_OK) == 0 }) {
+            return [system]
+        }
+        let agent = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        return [agent, "sftp-server"]
     }
 
     /// Whether a client's `env` request may set `name`.
