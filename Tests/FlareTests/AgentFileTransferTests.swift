@@ -5,10 +5,9 @@ import Testing
 /// tests run against the system's sftp-server and against the agent's built-in one.
 @Suite(.serialized) struct AgentFileTransferTests {
     func randomFile(_ path: String, size: Int) throws -> String {
-        var rng = SystemRandomNumberGenerator()
-        let data = Data((0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) })
-        FileManager.default.createFile(atPath: path, contents: data)
-        return try TestProcess.run(["sha256sum", path]).stdout.prefix(64).description
+        let made = try TestProcess.run(["sh", "-c", "head -c \(size) /dev/urandom > '\(path)'"])
+        guard made.status == 0 else { throw FixtureError("could not make \(path)") }
+        return try sha(path)
     }
 
     func sha(_ path: String) throws -> String {
@@ -19,12 +18,13 @@ import Testing
     func sftpBatchPutGetRenameRemove(server: String) throws {
         let fixture = try AgentFixture(arguments: ["--sftp", server])
         let local = fixture.directory.path("upload.bin")
-        let digest = try randomFile(local, size: 5_000_000)
+        let digest = try randomFile(local, size: 100_000_000)
         let back = fixture.directory.path("download.bin")
         let batch = fixture.directory.path("batch")
         try """
             mkdir incoming
             put \(local) incoming/a.bin
+            !sha256sum \(fixture.directory.path("root"))/home/flare/incoming/a.bin > \(fixture.directory.path("remote.sha"))
             rename incoming/a.bin incoming/b.bin
             ls -l incoming
             chmod 600 incoming/b.bin
@@ -44,6 +44,8 @@ import Testing
         #expect(result.stdout.contains("b.bin"))
         #expect(result.stdout.contains("-rw-r--r--"))
         #expect(try sha(back) == digest)
+        let remote = try String(contentsOfFile: fixture.directory.path("remote.sha"), encoding: .utf8)
+        #expect(remote.prefix(64) == digest)
         let home = fixture.directory.path("root") + "/home/flare"
         #expect(!FileManager.default.fileExists(atPath: home + "/incoming"))
     }
