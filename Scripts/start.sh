@@ -9,12 +9,14 @@ swift build -c release --product flare-server
 swift build -c release --product flare-agent
 swift build -c release --product flare
 bin="$PWD/.build/release"
+port="${FLARE_PORT:-8787}"
+data="${FLARE_DATA_DIR:-./.flare}"
 
 cat <<MSG
 
-BurstFlare is starting on http://127.0.0.1:8787 (data in ./.flare). In another terminal:
+BurstFlare is starting on http://127.0.0.1:$port (data in $data). In another terminal:
 
-  export PATH="$bin:\$PATH"
+  export PATH="$bin:\$PATH" FLARE_URL=http://127.0.0.1:$port
   echo 'a long password' | flare auth register --email you@example.com --password-stdin
   echo '{"image":"debian:bookworm","persistedPaths":["/home/flare"]}' > manifest.json
   flare template create base
@@ -24,4 +26,4 @@ BurstFlare is starting on http://127.0.0.1:8787 (data in ./.flare). In another t
   flare ssh dev
 
 MSG
-exec "$bin/flare-server" --data-dir "${FLARE_DATA_DIR:-./.flare}" --port "${FLARE_PORT:-8787}"
+exec "$bin/flare-server" --data-dir "$data" --port "$port"

@@ -162,7 +162,13 @@ func startAndWait(client: APIClient, session: String, timeout: Int) async throws
     return info
 }
 
-/// `1.5 MB`-style sizes.
+/// `1.5 MiB`-style sizes.
 func byteCount(_ bytes: UInt64) -> String {
-    ByteCountFormatter.string(fromByteCount: Int64(clamping: bytes), countStyle: .binary)
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes), unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
 }

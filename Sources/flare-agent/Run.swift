@@ -33,8 +33,9 @@ extension FlareAgent {
 
             try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
             let hostKeyPath = (stateDir as NSString).appendingPathComponent("ssh_host_ed25519_key")
-            FileManager.default.createFile(atPath: hostKeyPath, contents: Data(config.hostPrivateKey.utf8),
-                                           attributes: [.posixPermissions: 0o600])
+            guard FileManager.default.createFile(atPath: hostKeyPath, contents: Data(config.hostPrivateKey.utf8),
+                                                 attributes: [.posixPermissions: 0o600])
+            else { throw ValidationError("cannot write the host key to \(hostKeyPath)") }
             let environment = options.environment(home: "/home/flare", templateEnv: config.env)
             for path in [environment.home] + config.persistedPaths {
                 try FileManager.default.createDirectory(atPath: environment.realPath(path),

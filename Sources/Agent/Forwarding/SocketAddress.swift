@@ -48,6 +48,6 @@ enum SocketAddress {
                             NI_NUMERICHOST | NI_NUMERICSERV)
             }
         }
-        return rc == 0 ? (String(cString: host), Int(String(cString: port)) ?? 0) : ("127.0.0.1", 0)
+        return rc == 0 ? (String(nulTerminated: host), Int(String(nulTerminated: port)) ?? 0) : ("127.0.0.1", 0)
     }
 }

@@ -44,7 +44,7 @@ final class DescriptorOutputPump {
         let want = min(window, Self.readChunk)
         let n = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress!, want) }
         if n > 0 {
-            buffer.withUnsafeBytes { channel.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), stderr: isStderr) }
+            _ = buffer.withUnsafeBytes { channel.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), stderr: isStderr) }
             activity.sent(n)
             return .data(n)
         }

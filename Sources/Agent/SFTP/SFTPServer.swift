@@ -193,8 +193,7 @@ public final class SFTPServer {
             var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             let n = readlink(path, &target, target.count - 1)
             guard n >= 0 else { return errnoStatus(id) }
-            target[n] = 0
-            let text = String(cString: target)
+            let text = String(nulTerminated: Array(target[0..<n]) + [0])
             sendName(id, text, longName: text)
         case .symlink:
             // OpenSSH's sftp-server (and so its clients) send the arguments in the reverse order.
