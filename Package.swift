@@ -39,7 +39,7 @@ let package = Package(
         ),
         .target(
             name: "Snapshot",
-            dependencies: ["CLibArchive"],
+            dependencies: ["CLibArchive", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // Shared API types, IDs and the runtime-token format.
@@ -114,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "flare-agent",
             dependencies: [
-                "Agent",
+                "Agent", "Snapshot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

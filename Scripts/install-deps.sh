@@ -3,7 +3,8 @@
 set -euo pipefail
 
 packages=(libssh-dev libarchive-dev libsqlite3-dev libssl-dev libzstd-dev zlib1g-dev pkg-config
-          openssh-client openssh-server openssh-sftp-server socat rsync curl bsdutils procps)
+          openssh-client openssh-server openssh-sftp-server socat rsync curl bsdutils procps
+          python3 zstd)
 
 missing=()
 for package in "${packages[@]}"; do

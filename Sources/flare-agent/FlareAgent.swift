@@ -9,7 +9,7 @@ struct FlareAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flare-agent",
         abstract: "The BurstFlare session agent: an SSH server (libssh) and snapshot tool.",
-        subcommands: [Serve.self, Run.self, SFTPServerCommand.self])
+        subcommands: [Serve.self, Run.self, SnapshotCommand.self, SFTPServerCommand.self])
 }
 
 extension FlareAgent {
