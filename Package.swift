@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "FlareSSH", "Snapshot", "FlareContracts", "CSpawn",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),

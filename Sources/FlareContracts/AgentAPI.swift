@@ -25,15 +25,55 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var env: [String: String]
     public var persistedPaths: [String]
     public var heartbeatIntervalSeconds: Int
+    /// The snapshot to restore before serving (the session's latest good one), if any.
+    public var restoreSnapshot: SnapshotReference?
 
     public init(sessionId: String, hostPrivateKey: String, authorizedKeys: [String], env: [String: String],
-                persistedPaths: [String], heartbeatIntervalSeconds: Int) {
+                persistedPaths: [String], heartbeatIntervalSeconds: Int, restoreSnapshot: SnapshotReference? = nil) {
         self.sessionId = sessionId
         self.hostPrivateKey = hostPrivateKey
         self.authorizedKeys = authorizedKeys
         self.env = env
         self.persistedPaths = persistedPaths
         self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+        self.restoreSnapshot = restoreSnapshot
+    }
+}
+
+/// Which stored snapshot to fetch, and what its archive must hash to.
+public struct SnapshotReference: Codable, Sendable, Equatable {
+    public var id: String
+    public var sha256: String
+    public var archiveBytes: Int64
+
+    public init(id: String, sha256: String, archiveBytes: Int64) {
+        self.id = id
+        self.sha256 = sha256
+        self.archiveBytes = archiveBytes
+    }
+}
+
+/// The answer to a snapshot upload.
+public struct SnapshotInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var sessionId: String
+    public var sha256: String
+    public var entryCount: Int
+    public var totalBytes: Int64
+    public var archiveBytes: Int64
+    public var reason: String
+    public var createdAt: Date
+
+    public init(id: String, sessionId: String, sha256: String, entryCount: Int, totalBytes: Int64,
+                archiveBytes: Int64, reason: String, createdAt: Date) {
+        self.id = id
+        self.sessionId = sessionId
+        self.sha256 = sha256
+        self.entryCount = entryCount
+        self.totalBytes = totalBytes
+        self.archiveBytes = archiveBytes
+        self.reason = reason
+        self.createdAt = createdAt
     }
 }
 
@@ -52,5 +92,14 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
         self.bytesIn = bytesIn
         self.bytesOut = bytesOut
         self.lastInputAt = lastInputAt
+    }
+}
+
+/// `POST /agent/v1/failed`: the agent cannot serve its session, and says why.
+public struct AgentFailure: Codable, Sendable {
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
     }
 }

@@ -41,6 +41,20 @@ extension FlareAgent {
                 try FileManager.default.createDirectory(atPath: environment.realPath(path),
                                                         withIntermediateDirectories: true)
             }
+            let snapshots = SessionSnapshots(client: client, root: options.root, persistedPaths: config.persistedPaths,
+                                             stateDirectory: stateDir, logger: logger)
+            if let latest = config.restoreSnapshot {
+                // Before serving: a session must never come up with an empty home in place of its work.
+                do {
+                    try await snapshots.restore(latest)
+                } catch {
+                    let reason = "could not restore snapshot \(latest.id): \(error)"
+                    logger.error("\(reason)")
+                    try? await client.reportFailure(reason)
+                    await client.shutdown()
+                    throw ExitCode(3)
+                }
+            }
             let keys = AuthorizedKeys(lines: config.authorizedKeys)
             keys.setRefresher { try await client.config().authorizedKeys }
             let activity = AgentActivity()
@@ -48,12 +62,21 @@ extension FlareAgent {
                 listen: options.address, hostKeyFile: hostKeyPath, authorizedKeys: keys,
                 environment: environment, activity: activity, logger: logger)
             ssh.gracePeriod = .seconds(options.graceSeconds)
+            ssh.shutdownHook = { [logger] in
+                do {
+                    try await snapshots.takeAndUpload(reason: "final snapshot on stop")
+                } catch {
+                    logger.error("final snapshot failed; the previous one stays the latest", metadata: ["error": "\(error)"])
+                }
+            }
             let heartbeat = HeartbeatService(
                 client: client, activity: activity, authorizedKeys: keys,
                 interval: .seconds(config.heartbeatIntervalSeconds), logger: logger)
             let group = ServiceGroup(
                 services: [ssh, heartbeat], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
+            // Only now: the final snapshot's upload used the client during shutdown.
+            await client.shutdown()
         }
     }
 }

@@ -16,9 +16,9 @@ import Testing
     @Test func migrationsApplyOnceAndSurviveReopening() throws {
         let directory = try TemporaryDirectory()
         let first = try Store(path: directory.path("flare.sqlite"))
-        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions"])
+        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots"])
         let reopened = try Store(path: directory.path("flare.sqlite"))
-        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions"])
+        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots"])
     }
 
     @Test func emailsAreUniqueWhateverTheCase() async throws {
@@ -44,7 +44,7 @@ import Testing
             id: "ses_1", ownerId: owner.id, name: "dev", templateId: "tpl_1", templateVersionId: "tv_1",
             state: .created, stateReason: "created", hostPrivateKey: "k", hostPublicKey: "p", agentTokenHash: nil,
             agentPid: nil, agentEndpoint: nil, lastHeartbeatAt: nil, activityJson: nil, createdAt: Date(),
-            updatedAt: Date())
+            updatedAt: Date(), latestSnapshotId: nil)
         try await store.insertSession(session, reason: "created")
         // A transition from the wrong state changes nothing.
         #expect(try await store.transition(sessionId: "ses_1", from: .running, to: .stopping, reason: "x", at: Date()) == nil)

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import FlareContracts
 import Foundation
 import NIOCore
@@ -37,8 +38,62 @@ public final class ControlPlaneClient: Sendable {
         _ = try await send("POST", "/agent/v1/ready", body: activity)
     }
 
+    /// Tells the control plane this agent cannot serve its session, and why.
+    public func reportFailure(_ reason: String) async throws {
+        _ = try await send("POST", "/agent/v1/failed", body: AgentFailure(reason: reason))
+    }
+
     public func heartbeat(_ activity: AgentHeartbeat) async throws {
         _ = try await send("POST", "/agent/v1/heartbeat", body: activity)
+    }
+
+    /// Uploads a snapshot archive as a stream; the server stores it only if its digest matches.
+    public func uploadSnapshot(file: String, sha256: String, entryCount: Int, totalBytes: UInt64, reason: String)
+        async throws -> SnapshotInfo
+    {
+        let size = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        var request = HTTPClientRequest(url: baseURL + "/agent/v1/snapshots")
+        request.method = .PUT
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Content-Type", value: "application/zstd")
+        request.headers.add(name: "X-Flare-Sha256", value: sha256)
+        request.headers.add(name: "X-Flare-Entry-Count", value: String(entryCount))
+        request.headers.add(name: "X-Flare-Total-Bytes", value: String(totalBytes))
+        request.headers.add(name: "X-Flare-Reason", value: reason)
+        request.body = .stream(FileChunks(path: file), length: .known(Int64(size)))
+        let response = try await client.execute(request, timeout: .seconds(3600))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        guard response.status.code == 201 else {
+            let message = (try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: bytes)))?.error.message
+            throw RequestError(description: "snapshot upload: \(response.status.code) \(message ?? "")")
+        }
+        return try FlareJSON.decoder().decode(SnapshotInfo.self, from: Data(buffer: bytes))
+    }
+
+    /// Downloads a snapshot to `file`, checking it against `reference.sha256` as it arrives.
+    public func downloadSnapshot(_ reference: SnapshotReference, to file: String) async throws {
+        var request = HTTPClientRequest(url: baseURL + "/agent/v1/snapshots/\(reference.id)/content")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await client.execute(request, timeout: .seconds(3600))
+        guard response.status.code == 200 else {
+            let bytes = try await response.body.collect(upTo: 1 << 20)
+            let message = (try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: bytes)))?.error.message
+            throw RequestError(description: "snapshot download: \(response.status.code) \(message ?? "")")
+        }
+        guard FileManager.default.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = FileHandle(forWritingAtPath: file)
+        else { throw RequestError(description: "cannot write \(file)") }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        for try await buffer in response.body {
+            let data = Data(buffer: buffer)
+            hasher.update(data: data)
+            try handle.write(contentsOf: data)
+        }
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        guard digest == reference.sha256 else {
+            throw RequestError(description: "snapshot \(reference.id) arrived damaged (sha256 mismatch)")
+        }
     }
 
     private func send(_ method: String, _ path: String, body: (some Encodable)?) async throws -> Data {
@@ -57,4 +112,24 @@ public final class ControlPlaneClient: Sendable {
         }
         return Data(buffer: bytes)
     }
+}
+
+/// A file as a stream of 1 MiB buffers, for streaming uploads.
+struct FileChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let path: String
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle?
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let handle, let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else {
+                try? handle?.close()
+                return nil
+            }
+            return ByteBuffer(data: data)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: FileHandle(forReadingAtPath: path)) }
 }

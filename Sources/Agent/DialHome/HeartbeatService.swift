@@ -25,8 +25,12 @@ public struct HeartbeatService: Service {
         try await client.ready(activity.snapshot)
         logger.info("reported ready")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+            // Ends at once on SIGTERM: the SSH service (and the final snapshot) waits for us.
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                break
+            }
             do {
                 try await client.heartbeat(activity.snapshot)
                 authorizedKeys.replace(with: try await client.config().authorizedKeys)
@@ -34,6 +38,5 @@ public struct HeartbeatService: Service {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }
         }
-        await client.shutdown()
     }
 }

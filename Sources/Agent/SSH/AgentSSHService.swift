@@ -40,7 +40,8 @@ public final class AgentSSHService: Service, @unchecked Sendable {
         acceptThread.start()
         logger.info("serving SSH", metadata: ["listen.address": "\(address)"])
         // Until SIGTERM (or cancellation): then stop accepting, give running commands the grace
-        // period, run the shutdown hook, and disconnect whoever is left.
+        // period, disconnect whoever is left, and run the shutdown hook (the final snapshot) once
+        // nothing can write any more.
         try? await gracefulShutdown()
         listener.close()
         logger.info("stopped accepting SSH connections")
@@ -48,7 +49,6 @@ public final class AgentSSHService: Service, @unchecked Sendable {
         while activity.snapshot.openConnections > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        await shutdownHook()
         stopState.requestStop()
         // Wait for the connection threads to be completely done with libssh before the process
         // exits; exiting under them crashes in libssh's or OpenSSL's teardown.
@@ -57,6 +57,7 @@ public final class AgentSSHService: Service, @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         logger.info("SSH service stopped", metadata: ["connections.left": "\(activity.snapshot.openConnections)"])
+        await shutdownHook()
     }
 
     private func acceptLoop() {

@@ -21,16 +21,24 @@ extension ControlPlaneAPI {
             guard let session = context.agentSession else { throw APIError.unauthorized() }
             let keys = try await store.sshKeys(userId: session.ownerId).map(\.publicKey)
             let manifest = try await store.templateVersion(id: session.templateVersionId)?.manifest
+            let latest = try await session.latestSnapshotId.asyncFlatMap { try await store.snapshot(id: $0) }
             return AgentConfig(
                 sessionId: session.id, hostPrivateKey: session.hostPrivateKey, authorizedKeys: keys,
                 env: manifest?.env ?? [:], persistedPaths: manifest?.persistedPaths ?? [],
-                heartbeatIntervalSeconds: agentHeartbeatSeconds)
+                heartbeatIntervalSeconds: agentHeartbeatSeconds, restoreSnapshot: latest?.reference)
         }
 
         group.post("/ready") { request, context -> HTTPResponse.Status in
             guard let session = context.agentSession else { throw APIError.unauthorized() }
             try await recordHeartbeat(request, context: context, sessionId: session.id)
             try await lifecycle.agentReady(session.id)
+            return .noContent
+        }
+
+        group.post("/failed") { request, context -> HTTPResponse.Status in
+            guard let session = context.agentSession else { throw APIError.unauthorized() }
+            let failure = try await request.decodeJSON(AgentFailure.self, context: context)
+            await lifecycle.agentExited(session.id, description: String(failure.reason.prefix(500)))
             return .noContent
         }
 
@@ -48,5 +56,12 @@ extension ControlPlaneAPI {
             $0.lastHeartbeatAt = Date()
             $0.activityJson = json
         }
+    }
+}
+
+extension Optional {
+    func asyncFlatMap<U>(_ transform: (Wrapped) async throws -> U?) async rethrows -> U? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }

@@ -32,7 +32,7 @@ extension ControlPlaneAPI {
                 state: .created, stateReason: "created by \(user.email)", hostPrivateKey: hostKey.privateKeyText,
                 hostPublicKey: hostKey.publicKeyLine.split(separator: " ").prefix(2).joined(separator: " "),
                 agentTokenHash: nil, agentPid: nil, agentEndpoint: nil, lastHeartbeatAt: nil, activityJson: nil,
-                createdAt: now, updatedAt: now)
+                createdAt: now, updatedAt: now, latestSnapshotId: nil)
             do {
                 try await store.insertSession(session, reason: session.stateReason)
             } catch StoreError.duplicate {

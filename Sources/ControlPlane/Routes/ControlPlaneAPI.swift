@@ -12,6 +12,10 @@ struct ControlPlaneAPI: Sendable {
     let signingKey: Curve25519.Signing.PrivateKey
     /// How often agents report their activity.
     let agentHeartbeatSeconds: Int
+    /// Where snapshot archives are kept.
+    let blobs: FileBlobStore
+    /// The largest snapshot accepted.
+    let maxSnapshotBytes: Int64
     /// How long access tokens live.
     let accessTokenLifetime: TimeInterval = 30 * 86400
     /// How long runtime tokens live.
@@ -24,7 +28,9 @@ struct ControlPlaneAPI: Sendable {
         addAccountRoutes(to: authenticated)
         addTemplateRoutes(to: authenticated)
         addSessionRoutes(to: authenticated)
-        addAgentRoutes(to: router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store)))
+        let agent = router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store))
+        addAgentRoutes(to: agent)
+        addAgentSnapshotRoutes(to: agent)
     }
 }
 

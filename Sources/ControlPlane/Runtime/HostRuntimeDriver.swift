@@ -4,8 +4,9 @@ import Logging
 /// Runs each session's agent as a child process of the server, with a per-session directory
 /// standing in for the container's filesystem. For one developer on their own machine.
 ///
-/// Layout under the data directory: `sessions/<id>/fs` (the session's `/`), `sessions/<id>/agent.log`,
-/// and `run/<id>.sock` (the agent's SSH socket; kept short for the 108-byte Unix path limit).
+/// Layout under the data directory: `sessions/<id>/fs` (the session's `/`, discarded on stop like a
+/// container's filesystem), `logs/<id>.log` (the agent's log, kept), and `run/<id>.sock` (the agent's
+/// SSH socket; kept short for the 108-byte Unix path limit).
 public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     private let dataDirectory: URL
     private let agentExecutable: String
@@ -38,7 +39,8 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         let fm = FileManager.default
         try fm.createDirectory(at: root, withIntermediateDirectories: true)
         try fm.createDirectory(at: dataDirectory.appendingPathComponent("run"), withIntermediateDirectories: true)
-        let logPath = directory.appendingPathComponent("agent.log").path
+        try fm.createDirectory(at: dataDirectory.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        let logPath = dataDirectory.appendingPathComponent("logs").appendingPathComponent("\(spec.sessionId).log").path
         fm.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()

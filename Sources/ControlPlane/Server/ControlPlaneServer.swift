@@ -23,6 +23,10 @@ public struct ControlPlaneConfiguration: Sendable {
     public var readyTimeout: Duration = .seconds(60)
     /// How often agents send their activity figures.
     public var agentHeartbeatSeconds = 15
+    /// The largest snapshot an agent may upload.
+    public var maxSnapshotBytes: Int64 = 20 << 30
+    /// How long a stopping agent has (its final snapshot included) before it is killed.
+    public var stopGrace: Duration = .seconds(60)
 
     public init(dataDirectory: URL, agentExecutable: String) {
         self.dataDirectory = dataDirectory
@@ -55,9 +59,12 @@ public final class ControlPlaneServer: Service, Sendable {
                                    agentExecutable: configuration.agentExecutable, logger: logger)
         let url = listeningURL
         lifecycle = SessionLifecycle(store: store, driver: driver, controlPlaneURL: { url.value },
-                                     readyTimeout: configuration.readyTimeout, logger: logger)
+                                     readyTimeout: configuration.readyTimeout, stopGrace: configuration.stopGrace,
+                                     logger: logger)
         api = ControlPlaneAPI(store: store, lifecycle: lifecycle, hasher: PasswordHasher(cost: configuration.bcryptCost),
-                              signingKey: signingKey, agentHeartbeatSeconds: configuration.agentHeartbeatSeconds)
+                              signingKey: signingKey, agentHeartbeatSeconds: configuration.agentHeartbeatSeconds,
+                              blobs: try FileBlobStore(directory: configuration.dataDirectory.appendingPathComponent("blobs")),
+                              maxSnapshotBytes: configuration.maxSnapshotBytes)
         gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey),
                           backend: EmbeddedGatewayBackend(store: store))
     }

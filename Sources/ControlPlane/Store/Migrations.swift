@@ -93,6 +93,22 @@ enum Migrations {
                 t.column("created_at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("0002_snapshots") { db in
+            try db.create(table: "snapshots") { t in
+                t.primaryKey("id", .text)
+                t.column("session_id", .text).notNull().indexed().references("sessions", onDelete: .cascade)
+                t.column("blob_digest", .text).notNull()
+                t.column("entry_count", .integer).notNull()
+                t.column("total_bytes", .integer).notNull()
+                t.column("archive_bytes", .integer).notNull()
+                t.column("reason", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.alter(table: "sessions") { t in
+                // Moves only once a snapshot's blob is stored and verified.
+                t.add(column: "latest_snapshot_id", .text)
+            }
+        }
         return migrator
     }
 }

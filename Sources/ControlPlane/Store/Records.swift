@@ -91,6 +91,19 @@ struct SessionRecord: FlareRecord {
     var activityJson: String?
     var createdAt: Date
     var updatedAt: Date
+    var latestSnapshotId: String?
+}
+
+struct SnapshotRecord: FlareRecord {
+    static let databaseTableName = "snapshots"
+    var id: String
+    var sessionId: String
+    var blobDigest: String
+    var entryCount: Int
+    var totalBytes: Int64
+    var archiveBytes: Int64
+    var reason: String
+    var createdAt: Date
 }
 
 struct SessionEventRecord: FlareRecord {

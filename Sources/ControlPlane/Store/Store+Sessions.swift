@@ -88,3 +88,22 @@ extension Store {
         try await read { try RuntimeTokenRecord.fetchOne($0, key: id) }
     }
 }
+
+extension Store {
+    /// Records a stored, verified snapshot and makes it the session's latest good one.
+    func insertSnapshot(_ snapshot: SnapshotRecord) async throws {
+        try await write { db in
+            try snapshot.insert(db)
+            try db.execute(sql: "UPDATE sessions SET latest_snapshot_id = ? WHERE id = ?",
+                           arguments: [snapshot.id, snapshot.sessionId])
+        }
+    }
+
+    func snapshot(id: String) async throws -> SnapshotRecord? {
+        try await read { try SnapshotRecord.fetchOne($0, key: id) }
+    }
+
+    func snapshots(sessionId: String) async throws -> [SnapshotRecord] {
+        try await read { try SnapshotRecord.filter(Column("session_id") == sessionId).order(Column("created_at")).fetchAll($0) }
+    }
+}

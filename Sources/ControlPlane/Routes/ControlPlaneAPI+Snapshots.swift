@@ -1,0 +1,82 @@
+import Crypto
+import FlareContracts
+import FlareHTTP
+import Foundation
+import Hummingbird
+
+extension ControlPlaneAPI {
+    /// Snapshot upload and download for agents (`/agent/v1/snapshots`).
+    func addAgentSnapshotRoutes(to group: RouterGroup<FlareRequestContext>) {
+        group.put("/snapshots") { request, context -> EditedResponse<SnapshotInfo> in
+            guard let session = context.agentSession else { throw APIError.unauthorized() }
+            let declared = request.headers[.init("x-flare-sha256")!] ?? ""
+            let temporary = blobs.temporaryFile()
+            defer { try? FileManager.default.removeItem(at: temporary) }
+            let (digest, size) = try await receive(request.body, into: temporary)
+            guard digest == declared else {
+                throw APIError.badRequest("the snapshot's content does not match its declared sha256",
+                                          code: "digest_mismatch")
+            }
+            try blobs.ingest(temporary, digest: digest)
+            func header(_ name: String) -> Int64 { Int64(request.headers[.init(name)!] ?? "") ?? 0 }
+            let snapshot = SnapshotRecord(
+                id: FlareID.make("snp"), sessionId: session.id, blobDigest: digest,
+                entryCount: Int(header("x-flare-entry-count")), totalBytes: header("x-flare-total-bytes"),
+                archiveBytes: size, reason: String((request.headers[.init("x-flare-reason")!] ?? "agent").prefix(200)),
+                createdAt: Date())
+            try await store.insertSnapshot(snapshot)
+            try await store.audit(userId: session.ownerId, action: "snapshot.store", target: snapshot.id,
+                                  detail: "\(session.id) \(size) bytes")
+            return EditedResponse(status: .created, response: snapshot.info)
+        }
+
+        group.get("/snapshots/{id}/content") { _, context -> Response in
+            guard let session = context.agentSession else { throw APIError.unauthorized() }
+            let id = try context.parameters.require("id")
+            guard let snapshot = try await store.snapshot(id: id), snapshot.sessionId == session.id else {
+                throw APIError.notFound("snapshot \(id)")
+            }
+            let path: URL
+            do {
+                path = try blobs.verifiedPath(of: snapshot.blobDigest)
+            } catch {
+                throw APIError(.unprocessableContent, code: "snapshot_corrupt", "\(error)")
+            }
+            let body = try await FileIO(threadPool: .singleton).loadFile(path: path.path, context: context)
+            return Response(status: .ok, headers: [.contentType: "application/zstd"], body: body)
+        }
+    }
+
+    /// Streams a request body to `file`, hashing it; refuses bodies over the snapshot size limit.
+    private func receive(_ body: RequestBody, into file: URL) async throws -> (String, Int64) {
+        guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = try? FileHandle(forWritingTo: file)
+        else { throw APIError(.internalServerError, code: "internal", "cannot store the snapshot") }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var size: Int64 = 0
+        for try await buffer in body {
+            size += Int64(buffer.readableBytes)
+            guard size <= maxSnapshotBytes else {
+                throw APIError(.contentTooLarge, code: "snapshot_too_large",
+                               "the snapshot is larger than the \(maxSnapshotBytes)-byte limit")
+            }
+            let data = Data(buffer: buffer)
+            hasher.update(data: data)
+            try handle.write(contentsOf: data)
+        }
+        try handle.synchronize()
+        return (FileBlobStore.hex(hasher.finalize()), size)
+    }
+}
+
+extension SnapshotRecord {
+    var info: SnapshotInfo {
+        SnapshotInfo(id: id, sessionId: sessionId, sha256: blobDigest, entryCount: entryCount,
+                     totalBytes: totalBytes, archiveBytes: archiveBytes, reason: reason, createdAt: createdAt)
+    }
+
+    var reference: SnapshotReference { SnapshotReference(id: id, sha256: blobDigest, archiveBytes: archiveBytes) }
+}
+
+extension SnapshotInfo: ResponseEncodable {}

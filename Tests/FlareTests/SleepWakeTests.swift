@@ -1,0 +1,61 @@
+import FlareContracts
+import Foundation
+import Testing
+
+/// Stop = final snapshot + the session's filesystem discarded; start = restore before `running`.
+@Suite(.serialized) struct SleepWakeTests {
+    static let manifest = #"{"image":"debian:bookworm","persistedPaths":["/home/flare/work"]}"#
+    static let inventory = "cd work && find . -printf '%y %m %s %n %l %p\\n' | sort && sha256sum big a secret"
+
+    func startWithWork(_ fixture: ServerFixture) throws -> String {
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let write = try fixture.flare(["ssh", "dev", "--", """
+            cd work && head -c 200000000 /dev/urandom > big && echo hi > a && ln a a-hard && ln -s a a-sym \
+            && mkdir empty && echo s > secret && chmod 600 secret && echo gone > ../outside.txt
+            """])
+        #expect(write.status == 0, "\(write.stderr)")
+        let before = try fixture.flare(["ssh", "dev", "--", Self.inventory])
+        #expect(before.status == 0)
+        return before.stdout
+    }
+
+    @Test func stopThenStartBringsBackExactlyThePersistedPaths() throws {
+        let fixture = try ServerFixture()
+        let before = try startWithWork(fixture)
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        // Asleep, the session holds no local disk.
+        let sessions = fixture.directory.path("data/sessions")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: sessions)) ?? []).isEmpty)
+
+        #expect(try fixture.flare(["session", "start", "dev"]).status == 0)
+        let after = try fixture.flare(["ssh", "dev", "--", Self.inventory])
+        #expect(after.stdout == before)
+        #expect(try fixture.flare(["ssh", "dev", "--", "test -e outside.txt && echo present || echo absent"])
+            .stdout == "absent\n")
+        let events = try fixture.flare(["session", "events", "dev", "--json"])
+        let states = try FlareJSON.decoder().decode([SessionEvent].self, from: Data(events.stdout.utf8)).map(\.toState)
+        #expect(states == [.created, .starting, .running, .stopping, .sleeping, .starting, .running])
+    }
+
+    @Test func aCorruptSnapshotStopsTheWakeWithAClearReason() throws {
+        let fixture = try ServerFixture()
+        _ = try startWithWork(fixture)
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        let blobs = fixture.directory.path("data/blobs/sha256")
+        let stored = try FileManager.default.subpathsOfDirectory(atPath: blobs).filter { $0.contains("/") }
+        #expect(stored.count == 1)
+        let blob = try FileHandle(forWritingTo: URL(fileURLWithPath: blobs + "/" + stored[0]))
+        try blob.seek(toOffset: 1000)
+        try blob.write(contentsOf: Data(repeating: 0xff, count: 64))
+        try blob.close()
+
+        let start = try fixture.flare(["session", "start", "dev"])
+        #expect(start.status != 0)
+        #expect(start.stderr.contains("corrupt"), "\(start.stderr)")
+        let json = try fixture.flare(["session", "get", "dev", "--json"]).stdout
+        let info = try FlareJSON.decoder().decode(SessionInfo.self, from: Data(json.utf8))
+        #expect(info.state == .failed)
+        #expect(info.stateReason.contains("could not restore snapshot"))
+    }
+}
