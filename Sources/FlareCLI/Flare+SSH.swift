@@ -27,7 +27,7 @@ extension Flare {
         func run() async throws {
             let client = try global.authenticatedClient()
             let info: SessionInfo = try await client.get("/api/sessions/\(escaped(session))")
-            try requireRunning(info)
+            try requireReachable(info)
             try await UserKey.ensureRegistered(client: client)
             try UserKey.pinHostKey(of: info)
             let proxy = [currentExecutable(), "ssh-proxy", info.id, "--url", global.resolvedURL].map(shellQuoted)
@@ -54,12 +54,11 @@ extension Flare {
     }
 }
 
-/// Explains, in words, why a session cannot be connected to right now.
-func requireRunning(_ info: SessionInfo) throws {
+/// Explains, in words, why a session cannot be connected to right now. A sleeping session can:
+/// connecting wakes it.
+func requireReachable(_ info: SessionInfo) throws {
     switch info.state {
-    case .running, .starting: return
-    case .created, .sleeping:
-        throw CLIError("session \(info.name) is \(info.state.rawValue); start it with `flare session start \(info.name)`")
+    case .running, .starting, .created, .sleeping: return
     case .stopping:
         throw CLIError("session \(info.name) is stopping; start it again with `flare session start \(info.name)`")
     case .failed:

@@ -24,7 +24,10 @@ extension Flare {
             } catch let error as APIClient.ServerError where error.status == 404 {
                 throw CLIError("session \(session) does not exist (it may have been deleted)")
             }
-            try requireRunning(info)
+            try requireReachable(info)
+            if info.state != .running {
+                printStatus("waking \(info.name)…")
+            }
             let token: RuntimeTokenResponse = try await client.post(
                 "/api/sessions/\(escaped(info.id))/runtime-token", RuntimeTokenRequest(purpose: .ssh))
             let url = webSocketURL(global.resolvedURL) + "/gateway/ssh/\(escaped(info.id))"

@@ -84,14 +84,17 @@ public struct AgentHeartbeat: Codable, Sendable, Equatable {
     public var bytesIn: UInt64
     public var bytesOut: UInt64
     public var lastInputAt: Date?
+    /// When a connection last opened or closed.
+    public var lastConnectionAt: Date?
 
     public init(openConnections: Int = 0, openChannels: Int = 0, bytesIn: UInt64 = 0, bytesOut: UInt64 = 0,
-                lastInputAt: Date? = nil) {
+                lastInputAt: Date? = nil, lastConnectionAt: Date? = nil) {
         self.openConnections = openConnections
         self.openChannels = openChannels
         self.bytesIn = bytesIn
         self.bytesOut = bytesOut
         self.lastInputAt = lastInputAt
+        self.lastConnectionAt = lastConnectionAt
     }
 }
 

@@ -33,6 +33,8 @@ struct FlareServer: AsyncParsableCommand {
     var bcryptCost: UInt8 = 11
     @Option(help: "Seconds between agent heartbeats (activity reports).")
     var agentHeartbeatSeconds: Int = 15
+    @Option(help: "Seconds between reconcile passes (idle sleep, expiry, blob collection).")
+    var reconcileSeconds: Int = 15
 
     func validate() throws {
         guard runtime == "host" else { throw ValidationError("--runtime must be 'host' (docker is not available yet)") }
@@ -63,6 +65,7 @@ struct FlareServer: AsyncParsableCommand {
         configuration.port = port
         configuration.bcryptCost = bcryptCost
         configuration.agentHeartbeatSeconds = agentHeartbeatSeconds
+        configuration.reconcileInterval = .seconds(max(1, reconcileSeconds))
         let server = try ControlPlaneServer(configuration: configuration, logger: logger)
         let host = self.host
         let portFile = self.portFile

@@ -49,12 +49,15 @@ import Testing
 
         let stopped = try fixture.flare(["session", "stop", "dev"])
         #expect(stopped.status == 0)
-        let refused = try fixture.flare(["ssh", "dev", "--", "true"])
-        #expect(refused.status != 0)
-        #expect(refused.stderr.contains("sleeping"))
+        // Connecting to a sleeping session wakes it, with no other step.
+        let woke = try fixture.flare(["ssh", "dev", "--", "echo awake"])
+        #expect(woke.status == 0)
+        #expect(woke.stdout == "awake\n")
+        #expect(woke.stderr.contains("waking dev"))
         let events = try fixture.flare(["session", "events", "dev", "--json"])
-        let states = try FlareJSON.decoder().decode([SessionEvent].self, from: Data(events.stdout.utf8)).map(\.toState)
-        #expect(states == [.created, .starting, .running, .stopping, .sleeping])
+        let decoded = try FlareJSON.decoder().decode([SessionEvent].self, from: Data(events.stdout.utf8))
+        #expect(decoded.map(\.toState) == [.created, .starting, .running, .stopping, .sleeping, .starting, .running])
+        #expect(decoded.dropLast().last?.reason.contains("woken by a connection") == true)
 
         let deleted = try fixture.flare(["session", "delete", "dev"])
         #expect(deleted.status == 0)

@@ -38,6 +38,41 @@ import Testing
         #expect(states == [.created, .starting, .running, .stopping, .sleeping, .starting, .running])
     }
 
+    @Test func idleSessionSleepsByItselfAndSshWakesIt() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate(manifest: #"{"image":"x","persistedPaths":["/home/flare"],"idleTimeoutSeconds":2}"#)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo kept > note"]).status == 0)
+        let slept = waitFor(timeout: 20) {
+            (try? fixture.flare(["session", "get", "dev", "--json"]).stdout.contains("\"state\" : \"sleeping\"")) == true
+        }
+        #expect(slept)
+        let events = try fixture.flare(["session", "events", "dev", "--json"])
+        let stopping = try FlareJSON.decoder().decode([SessionEvent].self, from: Data(events.stdout.utf8))
+            .first { $0.toState == .stopping }
+        #expect(stopping?.reason.contains("idle for") == true, "\(String(describing: stopping))")
+        #expect(stopping?.reason.contains("last SSH connection ended at") == true, "\(stopping?.reason ?? "")")
+
+        let woke = try fixture.flare(["ssh", "dev", "--", "cat note"])
+        #expect(woke.stdout == "kept\n")
+        #expect(woke.stderr.contains("waking dev"))
+    }
+
+    @Test func sessionsAsleepPastTheirTTLArePurgedWithTheirSnapshots() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate(manifest: #"{"image":"x","persistedPaths":["/home/flare"],"sleepTtlSeconds":1}"#)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo data > file"]).status == 0)
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        let purged = waitFor(timeout: 20) { (try? fixture.flare(["session", "get", "dev"]).status) == 1 }
+        #expect(purged)
+        let blobs = fixture.directory.path("data/blobs/sha256")
+        let left = waitFor(timeout: 5) {
+            ((try? FileManager.default.subpathsOfDirectory(atPath: blobs)) ?? []).allSatisfy { !$0.contains("/") }
+        }
+        #expect(left, "snapshot blobs should be collected")
+    }
+
     @Test func aCorruptSnapshotStopsTheWakeWithAClearReason() throws {
         let fixture = try ServerFixture()
         _ = try startWithWork(fixture)

@@ -11,8 +11,19 @@ public final class AgentActivity: @unchecked Sendable {
     /// A copy of the current figures.
     public var snapshot: AgentHeartbeat { lock.withLock { figures } }
 
-    func connectionOpened() { lock.withLock { figures.openConnections += 1 } }
-    func connectionClosed() { lock.withLock { figures.openConnections -= 1 } }
+    func connectionOpened() {
+        lock.withLock {
+            figures.openConnections += 1
+            figures.lastConnectionAt = Date()
+        }
+    }
+
+    func connectionClosed() {
+        lock.withLock {
+            figures.openConnections -= 1
+            figures.lastConnectionAt = Date()
+        }
+    }
     func channelOpened() { lock.withLock { figures.openChannels += 1 } }
     func channelClosed() { lock.withLock { figures.openChannels -= 1 } }
 

@@ -27,6 +27,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var maxSnapshotBytes: Int64 = 20 << 30
     /// How long a stopping agent has (its final snapshot included) before it is killed.
     public var stopGrace: Duration = .seconds(60)
+    /// How often idle sessions are put to sleep and expired ones purged.
+    public var reconcileInterval: Duration = .seconds(15)
 
     public init(dataDirectory: URL, agentExecutable: String) {
         self.dataDirectory = dataDirectory
@@ -66,7 +68,7 @@ public final class ControlPlaneServer: Service, Sendable {
                               blobs: try FileBlobStore(directory: configuration.dataDirectory.appendingPathComponent("blobs")),
                               maxSnapshotBytes: configuration.maxSnapshotBytes)
         gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey),
-                          backend: EmbeddedGatewayBackend(store: store))
+                          backend: EmbeddedGatewayBackend(store: store, lifecycle: lifecycle))
     }
 
     /// The router with every route: API, agent dial-home and gateway.
@@ -122,6 +124,10 @@ public final class ControlPlaneServer: Service, Sendable {
                 }
             }
             group.addTask { try await application.runService() }
+            group.addTask {
+                try await ReconcileService(store: self.store, lifecycle: self.lifecycle, blobs: self.api.blobs,
+                                           interval: self.configuration.reconcileInterval, logger: self.logger).run()
+            }
             // Recovery needs the server's URL only for agents started later, so it can run alongside.
             try await self.lifecycle.recover()
             _ = try await group.next()

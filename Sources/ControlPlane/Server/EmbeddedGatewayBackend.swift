@@ -6,6 +6,7 @@ import Gateway
 /// The gateway's questions answered straight from the store (gateway embedded in flare-server).
 struct EmbeddedGatewayBackend: GatewayBackend {
     let store: Store
+    let lifecycle: SessionLifecycle
     /// How long a connection waits for a `starting` session to become `running`.
     let startWait: Duration = .seconds(60)
 
@@ -25,7 +26,11 @@ struct EmbeddedGatewayBackend: GatewayBackend {
                 }
                 return endpoint
             case .starting where ContinuousClock.now < deadline:
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(50))
+            case .sleeping, .created:
+                // Wake on connect; concurrent connections share the one wake (start is serialized
+                // per session and a second start of a starting session changes nothing).
+                _ = try await lifecycle.start(session.id, reason: "woken by a connection (\(claims.purpose.rawValue))")
             default:
                 throw APIError.conflict(
                     "session \(session.name) is \(session.state.rawValue); start it with `flare session start \(session.name)`",

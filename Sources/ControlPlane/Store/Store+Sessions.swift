@@ -107,3 +107,18 @@ extension Store {
         try await read { try SnapshotRecord.filter(Column("session_id") == sessionId).order(Column("created_at")).fetchAll($0) }
     }
 }
+
+extension Store {
+    /// Forgets a session's snapshots (their blobs go at the next garbage collection).
+    func deleteSnapshots(sessionId: String) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE sessions SET latest_snapshot_id = NULL WHERE id = ?", arguments: [sessionId])
+            try SnapshotRecord.filter(Column("session_id") == sessionId).deleteAll(db)
+        }
+    }
+
+    /// Every blob digest a snapshot still refers to.
+    func referencedBlobDigests() async throws -> Set<String> {
+        try await read { db in Set(try String.fetchAll(db, sql: "SELECT DISTINCT blob_digest FROM snapshots")) }
+    }
+}

@@ -20,6 +20,7 @@ final class ServerFixture {
         let server = try BackgroundProcess([
             TestProcess.binary("flare-server"), "--data-dir", directory.path("data"), "--port", port,
             "--port-file", portFile, "--bcrypt-cost", "4", "--agent-heartbeat-seconds", "1",
+            "--reconcile-seconds", "1",
         ])
         guard waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
               let bound = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
