@@ -63,9 +63,11 @@ public struct SnapshotInfo: Codable, Sendable, Equatable {
     public var archiveBytes: Int64
     public var reason: String
     public var createdAt: Date
+    /// True for the session's latest good snapshot (the one its next wake restores).
+    public var latest: Bool?
 
     public init(id: String, sessionId: String, sha256: String, entryCount: Int, totalBytes: Int64,
-                archiveBytes: Int64, reason: String, createdAt: Date) {
+                archiveBytes: Int64, reason: String, createdAt: Date, latest: Bool? = nil) {
         self.id = id
         self.sessionId = sessionId
         self.sha256 = sha256
@@ -74,6 +76,7 @@ public struct SnapshotInfo: Codable, Sendable, Equatable {
         self.archiveBytes = archiveBytes
         self.reason = reason
         self.createdAt = createdAt
+        self.latest = latest
     }
 }
 

@@ -36,6 +36,20 @@ import Testing
         let events = try fixture.flare(["session", "events", "dev", "--json"])
         let states = try FlareJSON.decoder().decode([SessionEvent].self, from: Data(events.stdout.utf8)).map(\.toState)
         #expect(states == [.created, .starting, .running, .stopping, .sleeping, .starting, .running])
+
+        // The snapshot is listed, downloadable (and readable by GNU tar), and the latest cannot be deleted.
+        let listed = try fixture.flare(["snapshot", "list", "dev", "--json"])
+        let snapshots = try FlareJSON.decoder().decode([SnapshotInfo].self, from: Data(listed.stdout.utf8))
+        #expect(snapshots.count == 1)
+        #expect(snapshots.first?.latest == true)
+        let file = fixture.directory.path("dev.tar.zst")
+        #expect(try fixture.flare(["snapshot", "download", "dev", "--output", file]).status == 0)
+        let entries = try TestProcess.run(["tar", "--zstd", "-tf", file]).stdout
+        #expect(entries.contains("home/flare/work/big"))
+        #expect(!entries.contains("outside.txt"))
+        let refused = try fixture.flare(["snapshot", "delete", "dev", snapshots[0].id])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("latest snapshot"))
     }
 
     @Test func idleSessionSleepsByItselfAndSshWakesIt() throws {

@@ -47,6 +47,53 @@ extension ControlPlaneAPI {
         }
     }
 
+    /// Snapshots as users see them (`/api/sessions/{session}/snapshots`).
+    func addUserSnapshotRoutes(to group: RouterGroup<FlareRequestContext>) {
+        group.get("/sessions/{session}/snapshots") { _, context -> [SnapshotInfo] in
+            let session = try await session(context)
+            return try await store.snapshots(sessionId: session.id).reversed().map {
+                var info = $0.info
+                info.latest = $0.id == session.latestSnapshotId
+                return info
+            }
+        }
+
+        group.get("/sessions/{session}/snapshots/{id}/content") { _, context -> Response in
+            let snapshot = try await userSnapshot(context)
+            let path: URL
+            do {
+                path = try blobs.verifiedPath(of: snapshot.blobDigest)
+            } catch {
+                throw APIError(.unprocessableContent, code: "snapshot_corrupt", "\(error)")
+            }
+            let body = try await FileIO(threadPool: .singleton).loadFile(path: path.path, context: context)
+            return Response(status: .ok, headers: [.contentType: "application/zstd",
+                                                   .contentLength: String(snapshot.archiveBytes)], body: body)
+        }
+
+        group.delete("/sessions/{session}/snapshots/{id}") { _, context -> HTTPResponse.Status in
+            let user = try context.requireUser()
+            let session = try await session(context)
+            let snapshot = try await userSnapshot(context)
+            guard snapshot.id != session.latestSnapshotId else {
+                throw APIError.conflict("\(snapshot.id) is the session's latest snapshot; its next wake restores it",
+                                        code: "snapshot_in_use")
+            }
+            try await store.deleteSnapshot(id: snapshot.id)
+            try await store.audit(userId: user.id, action: "snapshot.delete", target: snapshot.id)
+            return .noContent
+        }
+    }
+
+    private func userSnapshot(_ context: FlareRequestContext) async throws -> SnapshotRecord {
+        let session = try await session(context)
+        let id = try context.parameters.require("id")
+        let all = try await store.snapshots(sessionId: session.id)
+        let wanted = id == "latest" ? session.latestSnapshotId : id
+        guard let snapshot = all.first(where: { $0.id == wanted }) else { throw APIError.notFound("snapshot \(id)") }
+        return snapshot
+    }
+
     /// Streams a request body to `file`, hashing it; refuses bodies over the snapshot size limit.
     private func receive(_ body: RequestBody, into file: URL) async throws -> (String, Int64) {
         guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),

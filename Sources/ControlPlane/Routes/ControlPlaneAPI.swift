@@ -28,6 +28,7 @@ struct ControlPlaneAPI: Sendable {
         addAccountRoutes(to: authenticated)
         addTemplateRoutes(to: authenticated)
         addSessionRoutes(to: authenticated)
+        addUserSnapshotRoutes(to: authenticated)
         let agent = router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store))
         addAgentRoutes(to: agent)
         addAgentSnapshotRoutes(to: agent)

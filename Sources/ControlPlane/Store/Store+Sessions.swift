@@ -122,3 +122,9 @@ extension Store {
         try await read { db in Set(try String.fetchAll(db, sql: "SELECT DISTINCT blob_digest FROM snapshots")) }
     }
 }
+
+extension Store {
+    func deleteSnapshot(id: String) async throws {
+        _ = try await write { try SnapshotRecord.deleteOne($0, key: id) }
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import AsyncHTTPClient
+import FlareContracts
+import Foundation
+
+extension Flare {
+    struct Snapshot: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, download and delete a session's snapshots.",
+            subcommands: [List.self, Download.self, Delete.self])
+    }
+}
+
+extension Flare.Snapshot {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List a session's snapshots, newest first.", discussion: "Example: flare snapshot list dev")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "Session name or id.")
+        var session: String
+
+        func run() async throws {
+            let snapshots: [SnapshotInfo] = try await global.authenticatedClient()
+                .get("/api/sessions/\(escaped(session))/snapshots")
+            if output.json { return try printJSON(snapshots) }
+            printTable(["ID", "CREATED", "FILES", "SIZE", "ARCHIVE", "REASON"], snapshots.map {
+                [$0.id + ($0.latest == true ? " (latest)" : ""), relative($0.createdAt), String($0.entryCount),
+                 byteCount(UInt64($0.totalBytes)), byteCount(UInt64($0.archiveBytes)), $0.reason]
+            })
+        }
+    }
+
+    struct Download: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Download a snapshot archive (tar + zstd); checks its sha256.",
+            discussion: "Example: flare snapshot download dev --output dev.tar.zst   (then: tar --zstd -tf dev.tar.zst)")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Session name or id.")
+        var session: String
+        @Argument(help: "Snapshot id (default: the latest).")
+        var snapshot: String = "latest"
+        @Option(help: "File to write.")
+        var output: String
+
+        func run() async throws {
+            let client = try global.authenticatedClient()
+            let snapshots: [SnapshotInfo] = try await client.get("/api/sessions/\(escaped(session))/snapshots")
+            guard let info = snapshots.first(where: { snapshot == "latest" ? $0.latest == true : $0.id == snapshot })
+            else { throw CLIError("session \(session) has no snapshot \(snapshot)") }
+            try await download(info, client: client)
+            print("Saved \(info.id) (\(byteCount(UInt64(info.archiveBytes)))) to \(output).")
+        }
+
+        private func download(_ info: SnapshotInfo, client: APIClient) async throws {
+            var request = HTTPClientRequest(url: client.baseURL + "/api/sessions/\(escaped(session))/snapshots/\(info.id)/content")
+            if let token = client.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3600))
+            guard response.status.code == 200 else {
+                throw CLIError("download failed: the server answered \(response.status.code)")
+            }
+            let partial = output + ".part"
+            guard FileManager.default.createFile(atPath: partial, contents: nil),
+                  let handle = FileHandle(forWritingAtPath: partial)
+            else { throw CLIError("cannot write \(output)") }
+            var hasher = SHA256Stream()
+            var received: Int64 = 0
+            let interactive = isatty(2) == 1
+            for try await buffer in response.body {
+                let data = Data(buffer: buffer)
+                hasher.update(data)
+                try handle.write(contentsOf: data)
+                received += Int64(data.count)
+                if interactive {
+                    let percent = info.archiveBytes > 0 ? received * 100 / info.archiveBytes : 100
+                    FileHandle.standardError.write(Data("\rdownloading \(info.id)… \(percent)%".utf8))
+                }
+            }
+            try handle.close()
+            if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            guard hasher.hex == info.sha256 else {
+                unlink(partial)
+                throw CLIError("the download of \(info.id) does not match its sha256; nothing was written")
+            }
+            guard rename(partial, output) == 0 else { throw CLIError("cannot write \(output)") }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a snapshot (not the latest one).", discussion: "Example: flare snapshot delete dev snp_1a2b")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Session name or id.")
+        var session: String
+        @Argument(help: "Snapshot id.")
+        var snapshot: String
+
+        func run() async throws {
+            try await global.authenticatedClient().delete("/api/sessions/\(escaped(session))/snapshots/\(escaped(snapshot))")
+            print("Deleted snapshot \(snapshot).")
+        }
+    }
+}
