@@ -36,14 +36,7 @@ extension ControlPlaneAPI {
             guard let snapshot = try await store.snapshot(id: id), snapshot.sessionId == session.id else {
                 throw APIError.notFound("snapshot \(id)")
             }
-            let path: URL
-            do {
-                path = try blobs.verifiedPath(of: snapshot.blobDigest)
-            } catch {
-                throw APIError(.unprocessableContent, code: "snapshot_corrupt", "\(error)")
-            }
-            let body = try await FileIO(threadPool: .singleton).loadFile(path: path.path, context: context)
-            return Response(status: .ok, headers: [.contentType: "application/zstd"], body: body)
+            return try await archiveResponse(snapshot, context: context)
         }
     }
 
@@ -59,16 +52,7 @@ extension ControlPlaneAPI {
         }
 
         group.get("/sessions/{session}/snapshots/{id}/content") { _, context -> Response in
-            let snapshot = try await userSnapshot(context)
-            let path: URL
-            do {
-                path = try blobs.verifiedPath(of: snapshot.blobDigest)
-            } catch {
-                throw APIError(.unprocessableContent, code: "snapshot_corrupt", "\(error)")
-            }
-            let body = try await FileIO(threadPool: .singleton).loadFile(path: path.path, context: context)
-            return Response(status: .ok, headers: [.contentType: "application/zstd",
-                                                   .contentLength: String(snapshot.archiveBytes)], body: body)
+            try await archiveResponse(try await userSnapshot(context), context: context)
         }
 
         group.delete("/sessions/{session}/snapshots/{id}") { _, context -> HTTPResponse.Status in
@@ -83,6 +67,20 @@ extension ControlPlaneAPI {
             try await store.audit(userId: user.id, action: "snapshot.delete", target: snapshot.id)
             return .noContent
         }
+    }
+
+    /// Streams a snapshot's archive once its blob has been checked against its digest; a blob that
+    /// no longer matches is a 422, never a silently damaged download.
+    private func archiveResponse(_ snapshot: SnapshotRecord, context: FlareRequestContext) async throws -> Response {
+        let path: URL
+        do {
+            path = try blobs.verifiedPath(of: snapshot.blobDigest)
+        } catch {
+            throw APIError(.unprocessableContent, code: "snapshot_corrupt", "\(error)")
+        }
+        let body = try await FileIO(threadPool: .singleton).loadFile(path: path.path, context: context)
+        return Response(status: .ok, headers: [.contentType: "application/zstd",
+                                               .contentLength: String(snapshot.archiveBytes)], body: body)
     }
 
     private func userSnapshot(_ context: FlareRequestContext) async throws -> SnapshotRecord {
