@@ -88,10 +88,6 @@ public final class SSHServerConnection {
         ssh_disconnect(session)
     }
 
-    func channelDidFinish(_ channel: SSHChannel) {
-        // Released on the next turn, outside libssh's callback stack.
-    }
-
     private func reapClosedChannels(force: Bool = false) {
         for (id, channel) in channels where force || channel.isFullyClosed {
             channel.delegate?.channelClosed(channel)
