@@ -7,7 +7,7 @@ extension Flare {
     struct Snapshot: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, download and delete a session's snapshots.",
-            subcommands: [List.self, Download.self, Delete.self])
+            subcommands: [Save.self, List.self, Restore.self, Download.self, Delete.self])
     }
 }
 
@@ -83,6 +83,45 @@ extension Flare.Snapshot {
                 throw CLIError("the download of \(info.id) does not match its sha256; nothing was written")
             }
             guard rename(partial, output) == 0 else { throw CLIError("cannot write \(output)") }
+        }
+    }
+
+    struct Save: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Snapshot a running session's persisted paths now.", discussion: "Example: flare snapshot save dev")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "Session name or id.")
+        var session: String
+
+        func run() async throws {
+            printStatus("saving a snapshot of \(session)…")
+            let info: SnapshotInfo = try await global.authenticatedClient()
+                .post("/api/sessions/\(escaped(session))/snapshots", Optional<String>.none)
+            if output.json { return try printJSON(info) }
+            print("Saved \(info.id): \(info.entryCount) entries, \(byteCount(UInt64(info.totalBytes))) "
+                + "(\(byteCount(UInt64(info.archiveBytes))) compressed).")
+        }
+    }
+
+    struct Restore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore a snapshot: live into a running session, or on its next wake.",
+            discussion: "Example: flare snapshot restore dev snp_1a2b")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Session name or id.")
+        var session: String
+        @Argument(help: "Snapshot id.")
+        var snapshot: String
+
+        func run() async throws {
+            let client = try global.authenticatedClient()
+            let before: SessionInfo = try await client.get("/api/sessions/\(escaped(session))")
+            let _: SnapshotInfo = try await client.post(
+                "/api/sessions/\(escaped(session))/snapshots/\(escaped(snapshot))/restore", Optional<String>.none)
+            print(before.state == .running
+                ? "Restored \(snapshot) into \(before.name)."
+                : "\(before.name) is \(before.state.rawValue); \(snapshot) will be restored when it wakes.")
         }
     }
 

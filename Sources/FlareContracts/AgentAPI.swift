@@ -109,3 +109,37 @@ public struct AgentFailure: Codable, Sendable {
         self.reason = reason
     }
 }
+
+/// Work the control plane asks a running agent to do (`GET /agent/v1/commands`, long-polled).
+public struct AgentCommand: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// Take a snapshot now and upload it.
+        case snapshot
+        /// Download and restore `snapshot` into the persisted paths, live.
+        case restore
+    }
+
+    public var id: String
+    public var kind: Kind
+    public var snapshot: SnapshotReference?
+
+    public init(id: String, kind: Kind, snapshot: SnapshotReference? = nil) {
+        self.id = id
+        self.kind = kind
+        self.snapshot = snapshot
+    }
+}
+
+/// `POST /agent/v1/commands/{id}/result`.
+public struct AgentCommandResult: Codable, Sendable, Equatable {
+    public var succeeded: Bool
+    public var message: String
+    /// The snapshot a `snapshot` command stored.
+    public var snapshotId: String?
+
+    public init(succeeded: Bool, message: String, snapshotId: String? = nil) {
+        self.succeeded = succeeded
+        self.message = message
+        self.snapshotId = snapshotId
+    }
+}

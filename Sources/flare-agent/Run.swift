@@ -72,8 +72,9 @@ extension FlareAgent {
             let heartbeat = HeartbeatService(
                 client: client, activity: activity, authorizedKeys: keys,
                 interval: .seconds(config.heartbeatIntervalSeconds), logger: logger)
+            let commands = CommandService(client: client, snapshots: snapshots, logger: logger)
             let group = ServiceGroup(
-                services: [ssh, heartbeat], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                services: [ssh, heartbeat, commands], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             // Only now: the final snapshot's upload used the client during shutdown.
             await client.shutdown()

@@ -87,6 +87,28 @@ import Testing
         #expect(left, "snapshot blobs should be collected")
     }
 
+    @Test func saveNowThenRestoreLiveAndOnNextWake() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo first > work/note"]).status == 0)
+        let saved = try fixture.flare(["snapshot", "save", "dev", "--json"])
+        #expect(saved.status == 0, "\(saved.stderr)")
+        let first = try FlareJSON.decoder().decode(SnapshotInfo.self, from: Data(saved.stdout.utf8))
+
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo second > work/note; touch work/extra"]).status == 0)
+        let live = try fixture.flare(["snapshot", "restore", "dev", first.id])
+        #expect(live.status == 0, "\(live.stderr)")
+        #expect(live.stdout.contains("Restored"))
+        #expect(try fixture.flare(["ssh", "dev", "--", "cat work/note; ls work"]).stdout == "first\nnote\n")
+
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo third > work/note"]).status == 0)
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        let later = try fixture.flare(["snapshot", "restore", "dev", first.id])
+        #expect(later.stdout.contains("will be restored when it wakes"))
+        #expect(try fixture.flare(["ssh", "dev", "--", "cat work/note"]).stdout == "first\n")
+    }
+
     @Test func aCorruptSnapshotStopsTheWakeWithAClearReason() throws {
         let fixture = try ServerFixture()
         _ = try startWithWork(fixture)

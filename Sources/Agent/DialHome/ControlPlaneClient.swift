@@ -38,6 +38,23 @@ public final class ControlPlaneClient: Sendable {
         _ = try await send("POST", "/agent/v1/ready", body: activity)
     }
 
+    /// Waits (long poll, about 25 s) for the next command; nil when there was none.
+    public func nextCommand() async throws -> AgentCommand? {
+        var request = HTTPClientRequest(url: baseURL + "/agent/v1/commands")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await client.execute(request, timeout: .seconds(40))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        guard response.status.code == 200 else {
+            if response.status.code == 204 { return nil }
+            throw RequestError(description: "GET /agent/v1/commands: \(response.status.code)")
+        }
+        return try FlareJSON.decoder().decode(AgentCommand.self, from: Data(buffer: bytes))
+    }
+
+    public func reportResult(_ result: AgentCommandResult, of command: AgentCommand) async throws {
+        _ = try await send("POST", "/agent/v1/commands/\(command.id)/result", body: result)
+    }
+
     /// Tells the control plane this agent cannot serve its session, and why.
     public func reportFailure(_ reason: String) async throws {
         _ = try await send("POST", "/agent/v1/failed", body: AgentFailure(reason: reason))

@@ -37,8 +37,9 @@ public struct SessionSnapshots: Sendable {
 
     /// Takes a snapshot of the persisted paths and uploads it; the control plane makes it the
     /// latest good one only once it is stored and its digest checked.
-    public func takeAndUpload(reason: String) async throws {
-        guard !persistedPaths.isEmpty else { return }
+    @discardableResult
+    public func takeAndUpload(reason: String) async throws -> SnapshotInfo? {
+        guard !persistedPaths.isEmpty else { return nil }
         let file = stateDirectory + "/final.tar.zst"
         defer { unlink(file) }
         let started = ContinuousClock.now
@@ -53,6 +54,7 @@ public struct SessionSnapshots: Sendable {
             "snapshot.id": "\(stored.id)", "snapshot.bytes": "\(manifest.archiveBytes)",
             "snapshot.changed": "\(manifest.changedDuringSnapshot.count)", "duration": "\(ContinuousClock.now - started)",
         ])
+        return stored
     }
 }
 

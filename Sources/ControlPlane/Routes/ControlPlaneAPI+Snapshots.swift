@@ -24,10 +24,27 @@ extension ControlPlaneAPI {
                 entryCount: Int(header("x-flare-entry-count")), totalBytes: header("x-flare-total-bytes"),
                 archiveBytes: size, reason: String((request.headers[.init("x-flare-reason")!] ?? "agent").prefix(200)),
                 createdAt: Date())
-            try await store.insertSnapshot(snapshot)
+            try await store.insertSnapshot(snapshot, keep: maxSnapshotsPerSession)
             try await store.audit(userId: session.ownerId, action: "snapshot.store", target: snapshot.id,
                                   detail: "\(session.id) \(size) bytes")
             return EditedResponse(status: .created, response: snapshot.info)
+        }
+
+        group.get("/commands") { _, context -> Response in
+            guard let session = context.agentSession else { throw APIError.unauthorized() }
+            guard let command = await commands.next(sessionId: session.id, timeout: .seconds(25)) else {
+                return Response(status: .noContent)
+            }
+            let data = try FlareJSON.encoder().encode(command)
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+
+        group.post("/commands/{id}/result") { request, context -> HTTPResponse.Status in
+            guard context.agentSession != nil else { throw APIError.unauthorized() }
+            let result = try await request.decodeJSON(AgentCommandResult.self, context: context)
+            await commands.finish(try context.parameters.require("id"), result)
+            return .noContent
         }
 
         group.get("/snapshots/{id}/content") { _, context -> Response in
@@ -53,6 +70,48 @@ extension ControlPlaneAPI {
 
         group.get("/sessions/{session}/snapshots/{id}/content") { _, context -> Response in
             try await archiveResponse(try await userSnapshot(context), context: context)
+        }
+
+        group.post("/sessions/{session}/snapshots") { _, context -> EditedResponse<SnapshotInfo> in
+            let user = try context.requireUser()
+            let session = try await session(context)
+            guard session.state == .running else {
+                throw APIError.conflict("session \(session.name) is \(session.state.rawValue); a snapshot is taken "
+                    + "automatically when it stops, or start it to save one now", code: "session_not_running")
+            }
+            guard try await store.snapshots(sessionId: session.id).count < maxSnapshotsPerSession else {
+                throw APIError.forbidden("session \(session.name) already has \(maxSnapshotsPerSession) snapshots; "
+                    + "delete older ones with `flare snapshot delete`", code: "snapshot_limit")
+            }
+            let result = await commands.run(AgentCommand(id: FlareID.make("cmd"), kind: .snapshot),
+                                            sessionId: session.id, timeout: .seconds(600))
+            guard result.succeeded, let id = result.snapshotId, let stored = try await store.snapshot(id: id) else {
+                throw APIError(.badGateway, code: "snapshot_failed", "the snapshot failed: \(result.message)")
+            }
+            try await store.audit(userId: user.id, action: "snapshot.save", target: id)
+            var info = stored.info
+            info.latest = true
+            return EditedResponse(status: .created, response: info)
+        }
+
+        group.post("/sessions/{session}/snapshots/{id}/restore") { _, context -> EditedResponse<SnapshotInfo> in
+            let user = try context.requireUser()
+            let session = try await session(context)
+            let snapshot = try await userSnapshot(context)
+            try await store.audit(userId: user.id, action: "snapshot.restore", target: snapshot.id)
+            guard session.state == .running else {
+                // Applied by the next wake, which restores the session's latest snapshot.
+                try await store.setLatestSnapshot(sessionId: session.id, snapshotId: snapshot.id)
+                return EditedResponse(status: .accepted, response: snapshot.info)
+            }
+            let result = await commands.run(
+                AgentCommand(id: FlareID.make("cmd"), kind: .restore, snapshot: snapshot.reference),
+                sessionId: session.id, timeout: .seconds(600))
+            guard result.succeeded else {
+                throw APIError(.badGateway, code: "restore_failed", "the restore failed: \(result.message)")
+            }
+            try await store.setLatestSnapshot(sessionId: session.id, snapshotId: snapshot.id)
+            return EditedResponse(status: .ok, response: snapshot.info)
         }
 
         group.delete("/sessions/{session}/snapshots/{id}") { _, context -> HTTPResponse.Status in

@@ -16,6 +16,10 @@ struct ControlPlaneAPI: Sendable {
     let blobs: FileBlobStore
     /// The largest snapshot accepted.
     let maxSnapshotBytes: Int64
+    /// Snapshots kept per session: stops prune the oldest; a manual save past it is refused.
+    let maxSnapshotsPerSession: Int
+    /// Commands to running agents.
+    let commands: AgentCommandBroker
     /// How long access tokens live.
     let accessTokenLifetime: TimeInterval = 30 * 86400
     /// How long runtime tokens live.

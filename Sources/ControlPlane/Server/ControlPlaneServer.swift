@@ -25,6 +25,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var agentHeartbeatSeconds = 15
     /// The largest snapshot an agent may upload.
     public var maxSnapshotBytes: Int64 = 20 << 30
+    /// Snapshots kept per session.
+    public var maxSnapshotsPerSession = 20
     /// How long a stopping agent has (its final snapshot included) before it is killed.
     public var stopGrace: Duration = .seconds(60)
     /// How often idle sessions are put to sleep and expired ones purged.
@@ -66,7 +68,9 @@ public final class ControlPlaneServer: Service, Sendable {
         api = ControlPlaneAPI(store: store, lifecycle: lifecycle, hasher: PasswordHasher(cost: configuration.bcryptCost),
                               signingKey: signingKey, agentHeartbeatSeconds: configuration.agentHeartbeatSeconds,
                               blobs: try FileBlobStore(directory: configuration.dataDirectory.appendingPathComponent("blobs")),
-                              maxSnapshotBytes: configuration.maxSnapshotBytes)
+                              maxSnapshotBytes: configuration.maxSnapshotBytes,
+                              maxSnapshotsPerSession: configuration.maxSnapshotsPerSession,
+                              commands: AgentCommandBroker())
         gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey),
                           backend: EmbeddedGatewayBackend(store: store, lifecycle: lifecycle))
     }
@@ -124,6 +128,12 @@ public final class ControlPlaneServer: Service, Sendable {
                 }
             }
             group.addTask { try await application.runService() }
+            group.addTask {
+                // On SIGTERM, end the agents' long polls so the HTTP server can drain and exit.
+                try? await gracefulShutdown()
+                await self.api.commands.close()
+                try? await Task.sleep(for: .seconds(3600))
+            }
             group.addTask {
                 try await ReconcileService(store: self.store, lifecycle: self.lifecycle, blobs: self.api.blobs,
                                            interval: self.configuration.reconcileInterval, logger: self.logger).run()

@@ -90,12 +90,25 @@ extension Store {
 }
 
 extension Store {
-    /// Records a stored, verified snapshot and makes it the session's latest good one.
-    func insertSnapshot(_ snapshot: SnapshotRecord) async throws {
+    /// Records a stored, verified snapshot and makes it the session's latest good one, keeping at
+    /// most `keep` snapshots for the session (the oldest go; their blobs at the next collection).
+    func insertSnapshot(_ snapshot: SnapshotRecord, keep: Int) async throws {
         try await write { db in
             try snapshot.insert(db)
             try db.execute(sql: "UPDATE sessions SET latest_snapshot_id = ? WHERE id = ?",
                            arguments: [snapshot.id, snapshot.sessionId])
+            try db.execute(sql: """
+                DELETE FROM snapshots WHERE session_id = ? AND id NOT IN
+                  (SELECT id FROM snapshots WHERE session_id = ? ORDER BY created_at DESC LIMIT ?)
+                """, arguments: [snapshot.sessionId, snapshot.sessionId, max(1, keep)])
+        }
+    }
+
+    /// Makes `snapshotId` the one the session's next wake restores.
+    func setLatestSnapshot(sessionId: String, snapshotId: String) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE sessions SET latest_snapshot_id = ? WHERE id = ?",
+                           arguments: [snapshotId, sessionId])
         }
     }
 
