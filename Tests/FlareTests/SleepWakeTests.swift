@@ -109,6 +109,65 @@ import Testing
         #expect(try fixture.flare(["ssh", "dev", "--", "cat work/note"]).stdout == "first\n")
     }
 
+    @Test func killedAgentMidUploadKeepsThePreviousSnapshot() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo v1 > work/note"]).status == 0)
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        let listed = try fixture.flare(["snapshot", "list", "dev", "--json"])
+        let previous = try FlareJSON.decoder().decode([SnapshotInfo].self, from: Data(listed.stdout.utf8))
+        #expect(previous.count == 1)
+
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo v2 > work/note; head -c 400000000 /dev/urandom > work/big"])
+            .status == 0)
+        let info = try FlareJSON.decoder().decode(
+            SessionInfo.self, from: Data(try fixture.flare(["session", "get", "dev", "--json"]).stdout.utf8))
+        let log = try TemporaryFile()
+        let stop = try SpawnedProcess([TestProcess.binary("flare"), "session", "stop", "dev"],
+                                      environment: fixture.environment, stdin: nil,
+                                      stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
+        // Kill the agent once its upload has started arriving.
+        let uploads = fixture.directory.path("data/blobs/tmp")
+        let uploading = waitFor(timeout: 30) {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? []
+            return files.contains { name in
+                ((try? FileManager.default.attributesOfItem(atPath: uploads + "/" + name)[.size] as? Int) ?? 0) > 0
+            }
+        }
+        #expect(uploading)
+        #expect(try TestProcess.run(["pkill", "-KILL", "-f", "--", "--session \(info.id)"]).status == 0)
+        #expect(stop.wait(timeout: 60) != nil)
+
+        let after = try FlareJSON.decoder().decode(
+            [SnapshotInfo].self, from: Data(try fixture.flare(["snapshot", "list", "dev", "--json"]).stdout.utf8))
+        #expect(after.map(\.id) == previous.map(\.id))
+        #expect(after.first?.latest == true)
+        #expect(waitFor(timeout: 5) { ((try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? []).isEmpty },
+                "the partial upload must be removed")
+        let woke = try fixture.flare(["ssh", "dev", "--", "cat work/note; ls work"])
+        #expect(woke.stdout == "v1\nnote\n")
+    }
+
+    @Test func concurrentConnectionsShareOneWake() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "true"]).status == 0)
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        let results = ResultBox(count: 5)
+        let command = [TestProcess.binary("flare"), "ssh", "dev", "--"]
+        let environment = fixture.environment
+        DispatchQueue.concurrentPerform(iterations: 5) { index in
+            results.set(index, try? TestProcess.run(command + ["echo conn-\(index)"], environment: environment))
+        }
+        for index in 0..<5 { #expect(results.get(index)?.stdout == "conn-\(index)\n") }
+        let events = try fixture.flare(["session", "events", "dev", "--json"])
+        let wakes = try FlareJSON.decoder().decode([SessionEvent].self, from: Data(events.stdout.utf8))
+            .filter { $0.reason.contains("woken by a connection") }
+        #expect(wakes.count == 1)
+    }
+
     @Test func aCorruptSnapshotStopsTheWakeWithAClearReason() throws {
         let fixture = try ServerFixture()
         _ = try startWithWork(fixture)
