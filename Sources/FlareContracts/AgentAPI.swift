@@ -136,10 +136,13 @@ public struct AgentCommandResult: Codable, Sendable, Equatable {
     public var message: String
     /// The snapshot a `snapshot` command stored.
     public var snapshotId: String?
+    /// The HTTP status the control plane gave the agent's upload, when that is what failed.
+    public var status: Int?
 
-    public init(succeeded: Bool, message: String, snapshotId: String? = nil) {
+    public init(succeeded: Bool, message: String, snapshotId: String? = nil, status: Int? = nil) {
         self.succeeded = succeeded
         self.message = message
         self.snapshotId = snapshotId
+        self.status = status
     }
 }

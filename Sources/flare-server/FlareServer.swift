@@ -35,6 +35,8 @@ struct FlareServer: AsyncParsableCommand {
     var agentHeartbeatSeconds: Int = 15
     @Option(help: "Seconds between reconcile passes (idle sleep, expiry, blob collection).")
     var reconcileSeconds: Int = 15
+    @Option(help: "Snapshot storage each user may hold, in MiB.")
+    var maxStorageMib: Int64 = 100 * 1024
 
     func validate() throws {
         guard runtime == "host" else { throw ValidationError("--runtime must be 'host' (docker is not available yet)") }
@@ -66,6 +68,7 @@ struct FlareServer: AsyncParsableCommand {
         configuration.bcryptCost = bcryptCost
         configuration.agentHeartbeatSeconds = agentHeartbeatSeconds
         configuration.reconcileInterval = .seconds(max(1, reconcileSeconds))
+        configuration.maxStoragePerUser = max(1, maxStorageMib) << 20
         let server = try ControlPlaneServer(configuration: configuration, logger: logger)
         let host = self.host
         let portFile = self.portFile

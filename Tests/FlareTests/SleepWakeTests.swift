@@ -149,6 +149,17 @@ import Testing
         #expect(woke.stdout == "v1\nnote\n")
     }
 
+    @Test func snapshotsPastTheStorageQuotaAreRefusedClearly() throws {
+        let fixture = try ServerFixture(arguments: ["--max-storage-mib", "1"])
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "head -c 3000000 /dev/urandom > work/big"]).status == 0)
+        let saved = try fixture.flare(["snapshot", "save", "dev"])
+        #expect(saved.status == 1)
+        #expect(saved.stderr.contains("storage quota"), "\(saved.stderr)")
+        #expect(try fixture.flare(["snapshot", "list", "dev", "--json"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]")
+    }
+
     @Test func concurrentConnectionsShareOneWake() throws {
         let fixture = try ServerFixture()
         try fixture.signUpWithTemplate(manifest: Self.manifest)

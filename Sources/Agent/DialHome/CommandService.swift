@@ -51,7 +51,8 @@ public struct CommandService: Service {
             }
         } catch {
             logger.error("command failed", metadata: ["command.kind": "\(command.kind)", "error": "\(error)"])
-            return AgentCommandResult(succeeded: false, message: "\(error)")
+            return AgentCommandResult(succeeded: false, message: "\(error)",
+                                      status: (error as? ControlPlaneClient.RequestError)?.status)
         }
     }
 }

@@ -13,6 +13,13 @@ public final class ControlPlaneClient: Sendable {
 
     public struct RequestError: Error, CustomStringConvertible {
         public let description: String
+        /// The control plane's HTTP status, when it answered.
+        public var status: Int?
+
+        init(description: String, status: Int? = nil) {
+            self.description = description
+            self.status = status
+        }
     }
 
     public init(baseURL: String, token: String) {
@@ -82,7 +89,8 @@ public final class ControlPlaneClient: Sendable {
         let bytes = try await response.body.collect(upTo: 1 << 20)
         guard response.status.code == 201 else {
             let message = (try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: bytes)))?.error.message
-            throw RequestError(description: "snapshot upload: \(response.status.code) \(message ?? "")")
+            throw RequestError(description: "snapshot upload: \(response.status.code) \(message ?? "")",
+                               status: Int(response.status.code))
         }
         return try FlareJSON.decoder().decode(SnapshotInfo.self, from: Data(buffer: bytes))
     }

@@ -10,9 +10,13 @@ extension ControlPlaneAPI {
         group.put("/snapshots") { request, context -> EditedResponse<SnapshotInfo> in
             guard let session = context.agentSession else { throw APIError.unauthorized() }
             let declared = request.headers[.init("x-flare-sha256")!] ?? ""
+            // Snapshots this one will prune do not count against the user's storage.
+            let pruned = try await store.snapshots(sessionId: session.id).reversed()
+                .dropFirst(max(0, maxSnapshotsPerSession - 1)).map(\.id)
+            let used = try await store.snapshotStorage(ownerId: session.ownerId, excluding: Set(pruned))
             let temporary = blobs.temporaryFile()
             defer { try? FileManager.default.removeItem(at: temporary) }
-            let (digest, size) = try await receive(request.body, into: temporary)
+            let (digest, size) = try await receive(request.body, into: temporary, limit: maxStoragePerUser - used)
             guard digest == declared else {
                 throw APIError.badRequest("the snapshot's content does not match its declared sha256",
                                           code: "digest_mismatch")
@@ -79,6 +83,10 @@ extension ControlPlaneAPI {
                 throw APIError.conflict("session \(session.name) is \(session.state.rawValue); a snapshot is taken "
                     + "automatically when it stops, or start it to save one now", code: "session_not_running")
             }
+            guard try await store.snapshotStorage(ownerId: user.id) < maxStoragePerUser else {
+                throw APIError(.contentTooLarge, code: "storage_quota",
+                               "the snapshot storage quota (\(maxStoragePerUser) bytes) is used up; delete snapshots first")
+            }
             guard try await store.snapshots(sessionId: session.id).count < maxSnapshotsPerSession else {
                 throw APIError.forbidden("session \(session.name) already has \(maxSnapshotsPerSession) snapshots; "
                     + "delete older ones with `flare snapshot delete`", code: "snapshot_limit")
@@ -86,6 +94,9 @@ extension ControlPlaneAPI {
             let result = await commands.run(AgentCommand(id: FlareID.make("cmd"), kind: .snapshot),
                                             sessionId: session.id, timeout: .seconds(600))
             guard result.succeeded, let id = result.snapshotId, let stored = try await store.snapshot(id: id) else {
+                if result.status == 413 {
+                    throw APIError(.contentTooLarge, code: "storage_quota", "the snapshot was refused: \(result.message)")
+                }
                 throw APIError(.badGateway, code: "snapshot_failed", "the snapshot failed: \(result.message)")
             }
             try await store.audit(userId: user.id, action: "snapshot.save", target: id)
@@ -152,7 +163,7 @@ extension ControlPlaneAPI {
     }
 
     /// Streams a request body to `file`, hashing it; refuses bodies over the snapshot size limit.
-    private func receive(_ body: RequestBody, into file: URL) async throws -> (String, Int64) {
+    private func receive(_ body: RequestBody, into file: URL, limit storageLeft: Int64) async throws -> (String, Int64) {
         guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = try? FileHandle(forWritingTo: file)
         else { throw APIError(.internalServerError, code: "internal", "cannot store the snapshot") }
@@ -164,6 +175,11 @@ extension ControlPlaneAPI {
             guard size <= maxSnapshotBytes else {
                 throw APIError(.contentTooLarge, code: "snapshot_too_large",
                                "the snapshot is larger than the \(maxSnapshotBytes)-byte limit")
+            }
+            guard size <= storageLeft else {
+                throw APIError(.contentTooLarge, code: "storage_quota",
+                               "the snapshot storage quota (\(maxStoragePerUser) bytes) is used up; "
+                                   + "delete snapshots or sessions with `flare snapshot delete` or `flare session delete`")
             }
             let data = Data(buffer: buffer)
             hasher.update(data: data)

@@ -18,6 +18,8 @@ struct ControlPlaneAPI: Sendable {
     let maxSnapshotBytes: Int64
     /// Snapshots kept per session: stops prune the oldest; a manual save past it is refused.
     let maxSnapshotsPerSession: Int
+    /// Snapshot storage each user may hold, over all their sessions.
+    let maxStoragePerUser: Int64
     /// Commands to running agents.
     let commands: AgentCommandBroker
     /// How long access tokens live.

@@ -27,6 +27,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var maxSnapshotBytes: Int64 = 20 << 30
     /// Snapshots kept per session.
     public var maxSnapshotsPerSession = 20
+    /// Snapshot storage per user.
+    public var maxStoragePerUser: Int64 = 100 << 30
     /// How long a stopping agent has (its final snapshot included) before it is killed.
     public var stopGrace: Duration = .seconds(60)
     /// How often idle sessions are put to sleep and expired ones purged.
@@ -70,6 +72,7 @@ public final class ControlPlaneServer: Service, Sendable {
                               blobs: try FileBlobStore(directory: configuration.dataDirectory.appendingPathComponent("blobs")),
                               maxSnapshotBytes: configuration.maxSnapshotBytes,
                               maxSnapshotsPerSession: configuration.maxSnapshotsPerSession,
+                              maxStoragePerUser: configuration.maxStoragePerUser,
                               commands: AgentCommandBroker())
         gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey),
                           backend: EmbeddedGatewayBackend(store: store, lifecycle: lifecycle))

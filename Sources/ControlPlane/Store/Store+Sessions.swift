@@ -141,3 +141,16 @@ extension Store {
         _ = try await write { try SnapshotRecord.deleteOne($0, key: id) }
     }
 }
+
+extension Store {
+    /// Bytes of snapshot archives the user's sessions hold, not counting `excluding`.
+    func snapshotStorage(ownerId: String, excluding: Set<String> = []) async throws -> Int64 {
+        try await read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT s.id, s.archive_bytes FROM snapshots s JOIN sessions se ON s.session_id = se.id
+                WHERE se.owner_id = ?
+                """, arguments: [ownerId])
+            return rows.filter { !excluding.contains($0["id"]) }.reduce(0) { $0 + ($1["archive_bytes"] as Int64) }
+        }
+    }
+}

@@ -7,21 +7,26 @@ final class ServerFixture {
     private(set) var server: BackgroundProcess
     let url: String
     let port: String
+    private let extraArguments: [String]
 
-    init() throws {
+    /// `arguments` are extra flags for flare-server.
+    init(arguments: [String] = []) throws {
         directory = try TemporaryDirectory()
-        (server, port) = try Self.start(directory: directory, port: "0")
+        extraArguments = arguments
+        (server, port) = try Self.start(directory: directory, port: "0", arguments: arguments)
         url = "http://127.0.0.1:\(port)"
     }
 
-    private static func start(directory: TemporaryDirectory, port: String) throws -> (BackgroundProcess, String) {
+    private static func start(directory: TemporaryDirectory, port: String, arguments: [String])
+        throws -> (BackgroundProcess, String)
+    {
         let portFile = directory.path("port")
         try? FileManager.default.removeItem(atPath: portFile)
         let server = try BackgroundProcess([
             TestProcess.binary("flare-server"), "--data-dir", directory.path("data"), "--port", port,
             "--port-file", portFile, "--bcrypt-cost", "4", "--agent-heartbeat-seconds", "1",
             "--reconcile-seconds", "1",
-        ])
+        ] + arguments)
         guard waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
               let bound = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         else { throw FixtureError("flare-server did not start: \(server.output)") }
@@ -33,7 +38,7 @@ final class ServerFixture {
     func crashAndRestart(betweenRuns: () throws -> Void = {}) throws {
         server.crash()
         try betweenRuns()
-        (server, _) = try Self.start(directory: directory, port: port)
+        (server, _) = try Self.start(directory: directory, port: port, arguments: extraArguments)
     }
 
     var environment: [String: String] {
