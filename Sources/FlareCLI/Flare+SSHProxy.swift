@@ -13,11 +13,12 @@ extension Flare {
             abstract: "Carry an SSH connection to a session over the gateway (an OpenSSH ProxyCommand).",
             discussion: "Example: ssh -o ProxyCommand='flare ssh-proxy dev' flare@dev.flare")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "Session name or id.")
+        @Argument(help: "Session name or id (NAME.flare as ssh passes it works too).")
         var session: String
 
         func run() async throws {
             let client = try global.authenticatedClient()
+            let session = self.session.hasSuffix(".flare") ? String(self.session.dropLast(6)) : self.session
             let info: SessionInfo
             do {
                 info = try await client.get("/api/sessions/\(escaped(session))")

@@ -30,12 +30,21 @@ enum UserKey {
     /// The alias under which a session's host key is pinned.
     static func hostAlias(_ session: SessionInfo) -> String { "flare-\(session.id)" }
 
-    /// Writes (or replaces) the session's line in the flare `known_hosts` file.
+    /// Writes (or replaces) the session's lines in the flare `known_hosts` file: under its id
+    /// (what `flare ssh` uses) and under `NAME.flare` (what `ssh NAME.flare` looks up).
     static func pinHostKey(of session: SessionInfo) throws {
-        let alias = hostAlias(session)
+        try pinHostKeys(of: [session])
+    }
+
+    static func pinHostKeys(of sessions: [SessionInfo]) throws {
+        let names = Set(sessions.flatMap { [hostAlias($0), "\($0.name).flare"] })
         let existing = (try? String(contentsOf: knownHostsPath, encoding: .utf8)) ?? ""
-        var lines = existing.split(separator: "\n").map(String.init).filter { !$0.hasPrefix(alias + " ") }
-        lines.append("\(alias) \(session.hostPublicKey)")
+        var lines = existing.split(separator: "\n").map(String.init)
+            .filter { line in !names.contains(String(line.prefix { $0 != " " })) }
+        for session in sessions {
+            lines.append("\(hostAlias(session)) \(session.hostPublicKey)")
+            lines.append("\(session.name).flare \(session.hostPublicKey)")
+        }
         try CLIConfig.writePrivate(Data((lines.joined(separator: "\n") + "\n").utf8), to: knownHostsPath)
     }
 }

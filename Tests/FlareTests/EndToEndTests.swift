@@ -66,6 +66,42 @@ import Testing
         #expect(gone.stderr.contains("not found"))
     }
 
+    @Test func configSSHMakesPlainOpenSSHToolsWork() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let config = fixture.directory.path("ssh_config")
+        let original = "Host example\n  HostName 127.0.0.1\n"
+        try original.write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(try fixture.flare(["config-ssh", "--ssh-config", config]).status == 0)
+        let written = try String(contentsOfFile: config, encoding: .utf8)
+        #expect(written.contains("Host *.flare"))
+        #expect(written.contains(original))
+        #expect(try fixture.flare(["config-ssh", "--ssh-config", config]).status == 0)
+        #expect(try String(contentsOfFile: config, encoding: .utf8) == written, "config-ssh must be idempotent")
+
+        let env = fixture.environment
+        let ssh = try TestProcess.run(["ssh", "-F", config, "-o", "BatchMode=yes", "dev.flare", "echo plain-ssh"],
+                                      environment: env)
+        #expect(ssh.stdout == "plain-ssh\n", "\(ssh.stderr)")
+        let file = fixture.directory.path("payload")
+        try Data((0..<100_000).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: file))
+        #expect(try TestProcess.run(["scp", "-F", config, "-o", "BatchMode=yes", file, "dev.flare:copied"],
+                                    environment: env).status == 0)
+        let batch = fixture.directory.path("batch")
+        try "get copied \(file).back\n".write(toFile: batch, atomically: true, encoding: .utf8)
+        #expect(try TestProcess.run(["sftp", "-F", config, "-o", "BatchMode=yes", "-b", batch, "dev.flare"],
+                                    environment: env).status == 0)
+        #expect(FileManager.default.contentsEqual(atPath: file, andPath: file + ".back"))
+        let rsync = try TestProcess.run(["rsync", "-a", "-e", "ssh -F \(config) -o BatchMode=yes", file, "dev.flare:synced"],
+                                        environment: env)
+        #expect(rsync.status == 0, "\(rsync.stderr)")
+        #expect(try fixture.flare(["ssh", "dev", "--", "cmp copied synced && echo same"]).stdout == "same\n")
+
+        #expect(try fixture.flare(["config-ssh", "--ssh-config", config, "--remove"]).status == 0)
+        #expect(try String(contentsOfFile: config, encoding: .utf8) == original)
+    }
+
     @Test func anUnregisteredKeyCannotGetInThroughTheGateway() throws {
         let fixture = try ServerFixture()
         try fixture.signUpWithTemplate()
