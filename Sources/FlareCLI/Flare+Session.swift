@@ -6,7 +6,7 @@ extension Flare {
     struct Session: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create, start, stop and delete sessions.",
-            subcommands: [Up.self, List.self, Get.self, Start.self, Stop.self, Delete.self, Events.self])
+            subcommands: [Up.self, List.self, Get.self, Start.self, Stop.self, Delete.self, Events.self, Revoke.self])
     }
 }
 
@@ -117,6 +117,21 @@ extension Flare.Session {
                 ]
             }
             printTable(["FIELD", "VALUE"], rows)
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke every runtime token of a session, cutting its open connections now.",
+            discussion: "Example: flare session revoke dev   (new `flare ssh` connections still work)")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Session name or id.")
+        var session: String
+
+        func run() async throws {
+            let result: RevokeResponse = try await global.authenticatedClient()
+                .post("/api/sessions/\(escaped(session))/runtime-tokens/revoke", Optional<String>.none)
+            print("Revoked \(result.revokedTokens) token(s); closed \(result.closedConnections) connection(s).")
         }
     }
 

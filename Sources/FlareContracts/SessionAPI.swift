@@ -94,3 +94,14 @@ public struct RuntimeTokenResponse: Codable, Sendable {
         self.expiresAt = expiresAt
     }
 }
+
+/// `POST /api/sessions/{id}/runtime-tokens/revoke`.
+public struct RevokeResponse: Codable, Sendable, Equatable {
+    public var revokedTokens: Int
+    public var closedConnections: Int
+
+    public init(revokedTokens: Int, closedConnections: Int) {
+        self.revokedTokens = revokedTokens
+        self.closedConnections = closedConnections
+    }
+}

@@ -14,10 +14,13 @@ public struct Gateway: Sendable {
     public static let maxFrameSize = 1 << 20
     let verifier: RuntimeTokenVerifier
     let backend: any GatewayBackend
+    /// Open relays, for revocation.
+    public let connections: LiveConnections
 
-    public init(verifier: RuntimeTokenVerifier, backend: any GatewayBackend) {
+    public init(verifier: RuntimeTokenVerifier, backend: any GatewayBackend, connections: LiveConnections = .init()) {
         self.verifier = verifier
         self.backend = backend
+        self.connections = connections
     }
 
     /// Adds `GET /gateway/ssh/{session}`: a WebSocket carrying the raw SSH byte stream.
@@ -26,14 +29,23 @@ public struct Gateway: Sendable {
             _ = try await self.authorize(request, context: context, purpose: .ssh)
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
-            let endpoint = try await self.authorize(context.request, context: context.requestContext, purpose: .ssh)
-            try await Self.relay(inbound: inbound, outbound: outbound, to: endpoint, logger: context.logger)
+            let (claims, endpoint) = try await self.authorizeClaims(context.request, context: context.requestContext,
+                                                                    purpose: .ssh)
+            try await Self.relay(inbound: inbound, outbound: outbound, to: endpoint, logger: context.logger) { close in
+                self.connections.register(claims, close: close)
+            } unregister: { self.connections.unregister($0) }
         }
     }
 
     /// Checks signature, expiry, session and purpose, then live state with the backend.
     func authorize(_ request: Request, context: some RequestContext, purpose: RuntimeTokenPurpose) async throws
         -> AgentEndpoint
+    {
+        try await authorizeClaims(request, context: context, purpose: purpose).1
+    }
+
+    func authorizeClaims(_ request: Request, context: some RequestContext, purpose: RuntimeTokenPurpose)
+        async throws -> (RuntimeTokenClaims, AgentEndpoint)
     {
         guard let sessionId = context.parameters.get("session") else { throw APIError.notFound("session") }
         guard let token = Self.token(in: request) else {
@@ -50,7 +62,7 @@ public struct Gateway: Sendable {
                 ? APIError.unauthorized(error.description, code: error.code)
                 : APIError.forbidden(error.description, code: error.code)
         }
-        return try await backend.resolve(claims)
+        return (claims, try await backend.resolve(claims))
     }
 
     static func token(in request: Request) -> String? {
@@ -64,7 +76,7 @@ public struct Gateway: Sendable {
     /// side closes. Each direction waits for the other side to take data (backpressure).
     static func relay(
         inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, to endpoint: AgentEndpoint,
-        logger: Logger
+        logger: Logger, register: (@escaping @Sendable () -> Void) -> UUID, unregister: (UUID) -> Void
     ) async throws {
         guard case .unix(let path) = endpoint else { return }
         let agent = try await ClientBootstrap(group: NIOSingletons.posixEventLoopGroup)
@@ -75,6 +87,10 @@ public struct Gateway: Sendable {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
+        // Closing the agent side ends both directions and then the WebSocket.
+        let channel = agent.channel
+        let registration = register { channel.close(promise: nil) }
+        defer { unregister(registration) }
         try await agent.executeThenClose { fromAgent, toAgent in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -289,11 +289,11 @@ import Testing
                 try Self.decode(RuntimeTokenResponse.self, $0).token
             }
             #expect(try await attempt(terminal) == (.forbidden, "token_wrong_purpose"))
-            // A genuine token for a session deleted since: no upgrade.
+            // A genuine token for a session deleted since: revoked with it, no upgrade.
             try await client.execute(uri: "/api/sessions/dev", method: .delete, headers: Self.bearer(token)) {
                 #expect($0.status == .noContent)
             }
-            #expect(try await attempt(issued.token) == (.notFound, "not_found"))
+            #expect(try await attempt(issued.token) == (.unauthorized, "token_revoked"))
         }
     }
 }

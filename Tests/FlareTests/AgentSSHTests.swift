@@ -107,7 +107,8 @@ extension AgentSSHTests {
         download.signal(SIGKILL)
         _ = upload.wait(timeout: 5)
         _ = download.wait(timeout: 5)
-        let settled = waitFor(timeout: 15) {
+        // Generous under load: hung-up children get 5 s before SIGKILL, then must be reaped.
+        let settled = waitFor(timeout: 40) {
             let now = fixture.resourceCounts()
             return now.descriptors == before.descriptors && now.children == before.children
         }

@@ -102,6 +102,41 @@ import Testing
         #expect(try String(contentsOfFile: config, encoding: .utf8) == original)
     }
 
+    @Test func revokingOrDeletingCutsLiveConnectionsWithinASecond() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        func liveSSH() throws -> (SpawnedProcess, TemporaryFile) {
+            let log = try TemporaryFile()
+            let ssh = try SpawnedProcess([TestProcess.binary("flare"), "ssh", "dev", "--", "echo connected; sleep 60"],
+                                         environment: fixture.environment, stdin: nil,
+                                         stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
+            #expect(waitFor(timeout: 15) { log.contents().contains("connected") })
+            return (ssh, log)
+        }
+
+        let (first, _) = try liveSSH()
+        var started = Date()
+        #expect(try fixture.flare(["session", "revoke", "dev"]).stdout.contains("closed 1 connection"))
+        #expect(first.wait(timeout: 5) != nil)
+        let revokeCut = Date().timeIntervalSince(started)
+        #expect(revokeCut < 1.0, "cut after \(revokeCut)s")
+
+        // Revocation ends existing tokens, not access: a new connection works.
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo again"]).stdout == "again\n")
+
+        let (second, _) = try liveSSH()
+        started = Date()
+        let deleteLog = try TemporaryFile()
+        let delete = try SpawnedProcess([TestProcess.binary("flare"), "session", "delete", "dev"],
+                                        environment: fixture.environment, stdin: nil,
+                                        stdout: deleteLog.handle.fileDescriptor, stderr: deleteLog.handle.fileDescriptor)
+        #expect(second.wait(timeout: 5) != nil)
+        let deleteCut = Date().timeIntervalSince(started)
+        #expect(deleteCut < 1.0, "cut after \(deleteCut)s")
+        #expect(delete.wait(timeout: 30) == 0, "\(deleteLog.contents())")
+    }
+
     @Test func anUnregisteredKeyCannotGetInThroughTheGateway() throws {
         let fixture = try ServerFixture()
         try fixture.signUpWithTemplate()

@@ -59,6 +59,7 @@ extension ControlPlaneAPI {
         group.post("/sessions/{session}/stop") { _, context -> SessionInfo in
             let user = try context.requireUser()
             let session = try await session(context)
+            connections.close { $0.sessionId == session.id }
             let stopped = try await lifecycle.stop(session.id, reason: "stop requested by \(user.email)")
             try await store.audit(userId: user.id, action: "session.stop", target: session.id)
             return try await sessionInfo(stopped)
@@ -67,9 +68,21 @@ extension ControlPlaneAPI {
         group.delete("/sessions/{session}") { _, context -> HTTPResponse.Status in
             let user = try context.requireUser()
             let session = try await session(context)
+            _ = try await store.revokeRuntimeTokens(sessionId: session.id, at: Date())
+            connections.close { $0.sessionId == session.id }
             try await lifecycle.delete(session.id, reason: "deleted by \(user.email)")
             try await store.audit(userId: user.id, action: "session.delete", target: session.id)
             return .noContent
+        }
+
+        group.post("/sessions/{session}/runtime-tokens/revoke") { _, context -> RevokeResponse in
+            let user = try context.requireUser()
+            let session = try await session(context)
+            let revoked = try await store.revokeRuntimeTokens(sessionId: session.id, at: Date())
+            let closed = connections.close { $0.sessionId == session.id }
+            try await store.audit(userId: user.id, action: "runtime_token.revoke_all", target: session.id,
+                                  detail: "\(revoked) tokens, \(closed) connections")
+            return RevokeResponse(revokedTokens: revoked, closedConnections: closed)
         }
 
         group.post("/sessions/{session}/runtime-token") { request, context -> EditedResponse<RuntimeTokenResponse> in

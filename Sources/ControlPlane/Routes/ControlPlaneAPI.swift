@@ -2,6 +2,7 @@ import Crypto
 import FlareContracts
 import FlareHTTP
 import Foundation
+import Gateway
 import Hummingbird
 
 /// The control plane's HTTP API. Each area's routes live in a `ControlPlaneAPI+Area.swift` file.
@@ -22,6 +23,8 @@ struct ControlPlaneAPI: Sendable {
     let maxStoragePerUser: Int64
     /// Commands to running agents.
     let commands: AgentCommandBroker
+    /// The gateway's open relays, cut when access is taken away.
+    let connections: LiveConnections
     /// How long access tokens live.
     let accessTokenLifetime: TimeInterval = 30 * 86400
     /// How long runtime tokens live.
@@ -56,6 +59,7 @@ extension SessionInfo: ResponseEncodable {}
 extension SessionEvent: ResponseEncodable {}
 extension RuntimeTokenResponse: ResponseEncodable {}
 extension AgentConfig: ResponseEncodable {}
+extension RevokeResponse: ResponseEncodable {}
 
 extension Request {
     /// Decodes a JSON body, with a message that says what is wrong when it is not valid.

@@ -67,15 +67,17 @@ public final class ControlPlaneServer: Service, Sendable {
         lifecycle = SessionLifecycle(store: store, driver: driver, controlPlaneURL: { url.value },
                                      readyTimeout: configuration.readyTimeout, stopGrace: configuration.stopGrace,
                                      logger: logger)
+        let connections = LiveConnections()
         api = ControlPlaneAPI(store: store, lifecycle: lifecycle, hasher: PasswordHasher(cost: configuration.bcryptCost),
                               signingKey: signingKey, agentHeartbeatSeconds: configuration.agentHeartbeatSeconds,
                               blobs: try FileBlobStore(directory: configuration.dataDirectory.appendingPathComponent("blobs")),
                               maxSnapshotBytes: configuration.maxSnapshotBytes,
                               maxSnapshotsPerSession: configuration.maxSnapshotsPerSession,
                               maxStoragePerUser: configuration.maxStoragePerUser,
-                              commands: AgentCommandBroker())
+                              commands: AgentCommandBroker(), connections: connections)
         gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey),
-                          backend: EmbeddedGatewayBackend(store: store, lifecycle: lifecycle))
+                          backend: EmbeddedGatewayBackend(store: store, lifecycle: lifecycle),
+                          connections: connections)
     }
 
     /// The router with every route: API, agent dial-home and gateway.

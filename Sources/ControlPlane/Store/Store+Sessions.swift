@@ -154,3 +154,14 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Revokes every unrevoked runtime token of the session; returns how many.
+    func revokeRuntimeTokens(sessionId: String, at date: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "UPDATE runtime_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+                           arguments: [date, sessionId])
+            return db.changesCount
+        }
+    }
+}
