@@ -1,4 +1,5 @@
 import Crypto
+import FlareContracts
 import Foundation
 
 /// SHA-256 over data that arrives in pieces.
@@ -7,5 +8,5 @@ struct SHA256Stream {
 
     mutating func update(_ data: Data) { hasher.update(data: data) }
 
-    var hex: String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+    var hex: String { hasher.finalize().hex }
 }

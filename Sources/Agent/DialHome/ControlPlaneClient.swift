@@ -115,7 +115,7 @@ public final class ControlPlaneClient: Sendable {
             hasher.update(data: data)
             try handle.write(contentsOf: data)
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hasher.finalize().hex
         guard digest == reference.sha256 else {
             throw RequestError(description: "snapshot \(reference.id) arrived damaged (sha256 mismatch)")
         }

@@ -1,4 +1,5 @@
 import Crypto
+import FlareContracts
 import Foundation
 
 /// Content-addressed blobs in a folder: `blobs/sha256/ab/abcdef…`. Writes are atomic (temp file,
@@ -85,6 +86,6 @@ public struct FileBlobStore: Sendable {
     }
 
     static func hex(_ digest: SHA256.Digest) -> String {
-        digest.map { String(format: "%02x", $0) }.joined()
+        digest.hex
     }
 }

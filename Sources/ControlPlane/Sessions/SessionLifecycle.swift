@@ -179,6 +179,6 @@ public final class SessionLifecycle: Sendable {
 
     /// How secrets are stored: hex SHA-256.
     static func hash(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(secret.utf8)).hex
     }
 }
