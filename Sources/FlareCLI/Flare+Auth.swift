@@ -71,17 +71,33 @@ extension Flare.Auth {
     }
 
     struct Logout: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Sign out and revoke this access token.")
+        static let configuration = CommandConfiguration(
+            abstract: "Sign out and revoke this access token (--all: everywhere, cutting open connections).",
+            discussion: """
+                --all revokes every access token and runtime token of your account and closes your open
+                SSH and terminal connections on every gateway.
+
+                Examples:
+                  flare auth logout
+                  flare auth logout --all
+                """)
         @OptionGroup var global: GlobalOptions
+        @Flag(help: "Sign out on every machine and cut every open connection.")
+        var all = false
 
         func run() async throws {
             var config = CLIConfig.load()
-            if config.accessToken != nil {
-                try? await global.authenticatedClient().post("/api/auth/logout")
+            if all {
+                let result: RevokeResponse = try await global.authenticatedClient().post(
+                    "/api/auth/logout-all", json: Data("{}".utf8))
+                print("Signed out everywhere: revoked \(result.revokedTokens) runtime token(s), "
+                    + "closed \(result.closedConnections) connection(s).")
+            } else {
+                if config.accessToken != nil { try? await global.authenticatedClient().post("/api/auth/logout") }
+                print("Signed out.")
             }
             config.accessToken = nil
             try config.save()
-            print("Signed out.")
         }
     }
 }

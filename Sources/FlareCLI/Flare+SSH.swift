@@ -25,6 +25,19 @@ extension Flare {
         var command: [String] = []
 
         func run() async throws {
+            let (info, arguments) = try await openSSHArguments(session: session, global: global)
+            var ssh = arguments
+            if tty { ssh.append("-tt") }
+            ssh += ["flare@\(info.name).flare"]
+            if !command.isEmpty { ssh += ["--"] + command }
+            try execSSH(ssh)
+        }
+    }
+}
+
+/// The `ssh` command line (without destination) that reaches `session` through the gateway with
+/// the CLI's key and the session's pinned host key; registers the key and pins on first use.
+func openSSHArguments(session: String, global: GlobalOptions) async throws -> (SessionInfo, [String]) {
             let client = try global.authenticatedClient()
             let info: SessionInfo = try await client.get("/api/sessions/\(escaped(session))")
             try requireReachable(info)
@@ -32,7 +45,7 @@ extension Flare {
             try UserKey.pinHostKey(of: info)
             let proxy = [currentExecutable(), "ssh-proxy", info.id, "--url", global.resolvedURL].map(shellQuoted)
                 .joined(separator: " ")
-            var arguments = [
+            let arguments = [
                 "ssh",
                 "-i", UserKey.privateKeyPath.path,
                 "-o", "IdentitiesOnly=yes",
@@ -44,14 +57,14 @@ extension Flare {
                 "-o", "ProxyCommand=\(proxy)",
                 "-o", "ServerAliveInterval=30",
             ]
-            if tty { arguments.append("-tt") }
-            arguments += ["flare@\(info.name).flare"]
-            if !command.isEmpty { arguments += ["--"] + command }
-            let argv = arguments.map { strdup($0) } + [nil]
-            execvp("ssh", argv)
-            throw CLIError("could not run ssh (\(String(cString: strerror(errno)))); install the OpenSSH client")
-        }
-    }
+            return (info, arguments)
+}
+
+/// Replaces the CLI with `ssh` (so its exit status is the user's).
+func execSSH(_ arguments: [String]) throws -> Never {
+    let argv = arguments.map { strdup($0) } + [nil]
+    execvp("ssh", argv)
+    throw CLIError("could not run ssh (\(String(cString: strerror(errno)))); install the OpenSSH client")
 }
 
 /// Explains, in words, why a session cannot be connected to right now. A sleeping session can:

@@ -31,17 +31,22 @@ extension Flare {
             }
             let token: RuntimeTokenResponse = try await client.post(
                 "/api/sessions/\(escaped(info.id))/runtime-token", RuntimeTokenRequest(purpose: .ssh))
-            let url = webSocketURL(global.resolvedURL) + "/gateway/ssh/\(escaped(info.id))"
+            let gateway = global.resolvedGatewayURL
+            let path = "/gateway/ssh/\(escaped(info.id))"
+            let close: WebSocketCloseFrame?
             do {
-                try await relay(url: url, token: token.token)
+                close = try await relay(url: webSocketURL(gateway) + path, token: token.token)
             } catch let error as WebSocketClientError {
-                throw CLIError("the gateway refused the connection to \(info.name) (\(error)); "
-                    + "check `flare session get \(info.name)`")
+                throw await GatewayRefusal.explain(gateway: gateway, path: path, token: token.token,
+                                                   session: info.name, error: error)
+            }
+            if let close, close.closeCode != .normalClosure {
+                throw CLIError(GatewayRefusal.explain(close, session: info.name))
             }
         }
 
         /// Copies stdin to the WebSocket as binary frames and frames back to stdout until either ends.
-        private func relay(url: String, token: String) async throws {
+        private func relay(url: String, token: String) async throws -> WebSocketCloseFrame? {
             var logger = Logger(label: "flare-ssh-proxy")
             logger.logLevel = .critical
             // Large reads mean few, large WebSocket frames: per-frame costs dominate bulk transfers.
@@ -56,7 +61,7 @@ extension Flare {
             let configuration = WebSocketClientConfiguration(
                 maxFrameSize: 1 << 20, additionalHeaders: [.authorization: "Bearer \(token)"],
                 autoPing: .enabled(timePeriod: .seconds(20)))
-            try await stdio.executeThenClose { input, output in
+            return try await stdio.executeThenClose { input, output in
                 try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) {
                     inbound, outbound, _ in
                     try await withThrowingTaskGroup(of: Void.self) { group in

@@ -13,6 +13,14 @@ struct GlobalOptions: ParsableArguments {
         return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
     }
 
+    /// Where WebSocket connections go: FLARE_GATEWAY_URL (a standalone flare-gateway), else the server.
+    var resolvedGatewayURL: String {
+        guard let raw = ProcessInfo.processInfo.environment["FLARE_GATEWAY_URL"], !raw.isEmpty else {
+            return resolvedURL
+        }
+        return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+    }
+
     /// A client with the saved access token; fails with advice when signed out.
     func authenticatedClient() throws -> APIClient {
         let config = CLIConfig.load()

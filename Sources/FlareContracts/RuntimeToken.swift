@@ -101,6 +101,15 @@ public struct RuntimeTokenVerifier: Sendable {
     public func verify(_ token: String, sessionId: String, purpose: RuntimeTokenPurpose, now: Date = Date())
         throws(RuntimeTokenError) -> RuntimeTokenClaims
     {
+        let claims = try verify(token, now: now)
+        guard claims.sessionId == sessionId else { throw .wrongSession }
+        guard claims.purpose == purpose else { throw .wrongPurpose }
+        return claims
+    }
+
+    /// Returns the claims if `token` is genuine and unexpired, whatever its session and purpose
+    /// (the control plane answering a gateway that already checked those).
+    public func verify(_ token: String, now: Date = Date()) throws(RuntimeTokenError) -> RuntimeTokenClaims {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == RuntimeToken.prefix,
               let payload = Base64URL.decode(String(parts[1])),
@@ -114,8 +123,6 @@ public struct RuntimeTokenVerifier: Sendable {
         guard claims.expiresAt > now,
               claims.expiresAt.timeIntervalSince(claims.issuedAt) <= RuntimeToken.maximumLifetime
         else { throw .expired }
-        guard claims.sessionId == sessionId else { throw .wrongSession }
-        guard claims.purpose == purpose else { throw .wrongPurpose }
         return claims
     }
 }

@@ -4,7 +4,8 @@ import CLibSSH
 /// captured when the failure happened.
 public struct SSHError: Error, CustomStringConvertible, Sendable {
     enum Kind: Sendable, Equatable {
-        case keyGeneration, keyImport, keyExport, bind, accept, keyExchange, channel, closed, io
+        case keyGeneration, keyImport, keyExport, bind, accept, keyExchange, channel, closed, io, connect,
+            hostKeyMismatch, authentication
     }
 
     let kind: Kind
@@ -30,6 +31,9 @@ public struct SSHError: Error, CustomStringConvertible, Sendable {
     public static let keyExchange = SSHError(.keyExchange, "")
     public static let channel = SSHError(.channel, "")
     public static let closed = SSHError(.closed, "")
+    public static let connect = SSHError(.connect, "")
+    public static let hostKeyMismatch = SSHError(.hostKeyMismatch, "")
+    public static let authentication = SSHError(.authentication, "")
 
     /// Errors compare by kind, so `error ~= SSHError.keyExchange` works whatever the message.
     public static func ~= (pattern: SSHError, value: any Error) -> Bool {

@@ -5,7 +5,7 @@ import Foundation
 public final class LiveConnections: @unchecked Sendable {
     private struct Entry {
         let claims: RuntimeTokenClaims
-        let close: @Sendable () -> Void
+        let close: @Sendable (Revocation) -> Void
     }
 
     private let lock = NSLock()
@@ -16,7 +16,10 @@ public final class LiveConnections: @unchecked Sendable {
     /// How many relays are open.
     public var count: Int { lock.withLock { entries.count } }
 
-    func register(_ claims: RuntimeTokenClaims, close: @escaping @Sendable () -> Void) -> UUID {
+    /// The runtime-token ids of open relays (to re-check after a gap in the revocation stream).
+    public var tokenIds: Set<String> { lock.withLock { Set(entries.values.map(\.claims.id)) } }
+
+    func register(_ claims: RuntimeTokenClaims, close: @escaping @Sendable (Revocation) -> Void) -> UUID {
         let id = UUID()
         lock.withLock { entries[id] = Entry(claims: claims, close: close) }
         return id
@@ -26,11 +29,11 @@ public final class LiveConnections: @unchecked Sendable {
         _ = lock.withLock { entries.removeValue(forKey: id) }
     }
 
-    /// Closes every open relay whose token matches; returns how many it closed.
+    /// Closes every open relay the revocation matches; returns how many it closed.
     @discardableResult
-    public func close(where matches: (RuntimeTokenClaims) -> Bool) -> Int {
-        let closing = lock.withLock { entries.values.filter { matches($0.claims) } }
-        closing.forEach { $0.close() }
+    public func close(_ revocation: Revocation) -> Int {
+        let closing = lock.withLock { entries.values.filter { revocation.matches($0.claims) } }
+        closing.forEach { $0.close(revocation) }
         return closing.count
     }
 }

@@ -48,3 +48,26 @@ func bearerToken(_ request: Request) -> String? {
     let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
     return token.isEmpty ? nil : token
 }
+
+/// Requires the gateway token (the `gateway-token` file in the data directory) on the routes
+/// standalone gateways use.
+struct GatewayAuthMiddleware: RouterMiddleware {
+    typealias Context = FlareRequestContext
+    /// SHA-256 of the gateway token, compared in constant time.
+    let tokenHash: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        guard let token = bearerToken(request),
+              constantTimeEqual(SessionLifecycle.hash(token), tokenHash)
+        else { throw APIError.unauthorized("unknown gateway token", code: "invalid_gateway_token") }
+        return try await next(request, context)
+    }
+}
+
+func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let (x, y) = (Array(a.utf8), Array(b.utf8))
+    guard x.count == y.count else { return false }
+    return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+}

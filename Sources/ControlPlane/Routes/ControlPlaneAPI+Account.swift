@@ -14,6 +14,19 @@ extension ControlPlaneAPI {
             return .noContent
         }
 
+        // Signs out everywhere: every access token and runtime token of the user stops working, and
+        // their open SSH and terminal connections are cut.
+        group.post("/auth/logout-all") { _, context -> RevokeResponse in
+            let user = try context.requireUser()
+            let now = Date()
+            _ = try await store.revokeAccessTokens(userId: user.id, at: now)
+            let revoked = try await store.revokeRuntimeTokens(userId: user.id, at: now)
+            let closed = revocations.publish(Revocation(.user, user.id, reason: "\(user.email) signed out everywhere"))
+            try await store.audit(userId: user.id, action: "user.logout_all", target: user.id,
+                                  detail: "\(revoked) runtime tokens, \(closed) connections")
+            return RevokeResponse(revokedTokens: revoked, closedConnections: closed)
+        }
+
         group.get("/ssh-keys") { _, context in
             try await store.sshKeys(userId: try context.requireUser().id).map(\.info)
         }

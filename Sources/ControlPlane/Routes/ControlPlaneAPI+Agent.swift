@@ -19,7 +19,9 @@ extension ControlPlaneAPI {
 
         group.get("/config") { _, context -> AgentConfig in
             guard let session = context.agentSession else { throw APIError.unauthorized() }
+            // The owner's keys, and the gateways' service keys for browser terminals.
             let keys = try await store.sshKeys(userId: session.ownerId).map(\.publicKey)
+                + store.gatewayServiceKeys()
             let manifest = try await store.templateVersion(id: session.templateVersionId)?.manifest
             let latest = try await session.latestSnapshotId.asyncFlatMap { try await store.snapshot(id: $0) }
             return AgentConfig(

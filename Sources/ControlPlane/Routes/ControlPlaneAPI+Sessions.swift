@@ -59,7 +59,7 @@ extension ControlPlaneAPI {
         group.post("/sessions/{session}/stop") { _, context -> SessionInfo in
             let user = try context.requireUser()
             let session = try await session(context)
-            connections.close { $0.sessionId == session.id }
+            revocations.publish(Revocation(.session, session.id, reason: "session \(session.name) is stopping"))
             let stopped = try await lifecycle.stop(session.id, reason: "stop requested by \(user.email)")
             try await store.audit(userId: user.id, action: "session.stop", target: session.id)
             return try await sessionInfo(stopped)
@@ -69,7 +69,7 @@ extension ControlPlaneAPI {
             let user = try context.requireUser()
             let session = try await session(context)
             _ = try await store.revokeRuntimeTokens(sessionId: session.id, at: Date())
-            connections.close { $0.sessionId == session.id }
+            revocations.publish(Revocation(.session, session.id, reason: "session \(session.name) was deleted"))
             try await lifecycle.delete(session.id, reason: "deleted by \(user.email)")
             try await store.audit(userId: user.id, action: "session.delete", target: session.id)
             return .noContent
@@ -79,7 +79,8 @@ extension ControlPlaneAPI {
             let user = try context.requireUser()
             let session = try await session(context)
             let revoked = try await store.revokeRuntimeTokens(sessionId: session.id, at: Date())
-            let closed = connections.close { $0.sessionId == session.id }
+            let closed = revocations.publish(Revocation(
+                .session, session.id, reason: "the runtime tokens of \(session.name) were revoked"))
             try await store.audit(userId: user.id, action: "runtime_token.revoke_all", target: session.id,
                                   detail: "\(revoked) tokens, \(closed) connections")
             return RevokeResponse(revokedTokens: revoked, closedConnections: closed)

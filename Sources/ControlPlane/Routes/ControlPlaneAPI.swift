@@ -23,8 +23,8 @@ struct ControlPlaneAPI: Sendable {
     let maxStoragePerUser: Int64
     /// Commands to running agents.
     let commands: AgentCommandBroker
-    /// The gateway's open relays, cut when access is taken away.
-    let connections: LiveConnections
+    /// Cuts live connections (here and in standalone gateways) when access is taken away.
+    let revocations: RevocationHub
     /// How long access tokens live.
     let accessTokenLifetime: TimeInterval = 30 * 86400
     /// How long runtime tokens live.

@@ -48,6 +48,11 @@ public final class ControlPlaneServer: Service, Sendable {
     let driver: any RuntimeDriver
     let api: ControlPlaneAPI
     let gateway: Gateway
+    let gatewayBackend: EmbeddedGatewayBackend
+    let terminals: TerminalBridge
+    let metrics: MetricsEndpoint
+    /// SHA-256 of the token standalone gateways present (the `gateway-token` file).
+    let gatewayTokenHash: String
     let logger: Logger
     private let listeningURL = LockedURL()
 
@@ -67,17 +72,36 @@ public final class ControlPlaneServer: Service, Sendable {
         lifecycle = SessionLifecycle(store: store, driver: driver, controlPlaneURL: { url.value },
                                      readyTimeout: configuration.readyTimeout, stopGrace: configuration.stopGrace,
                                      logger: logger)
-        let connections = LiveConnections()
+        metrics = MetricsEndpoint()
+        terminals = TerminalBridge(serviceKey: try TerminalBridge.loadOrCreateServiceKey(
+            at: configuration.dataDirectory.appendingPathComponent("gateway-service-ed25519.key").path))
+        gatewayBackend = EmbeddedGatewayBackend(store: store, lifecycle: lifecycle)
+        let gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey), backend: gatewayBackend,
+                              metrics: GatewayMetrics(factory: metrics.factory), terminals: terminals)
+        self.gateway = gateway
+        gatewayTokenHash = SessionLifecycle.hash(try Self.loadOrCreateGatewayToken(
+            at: configuration.dataDirectory.appendingPathComponent("gateway-token")))
         api = ControlPlaneAPI(store: store, lifecycle: lifecycle, hasher: PasswordHasher(cost: configuration.bcryptCost),
                               signingKey: signingKey, agentHeartbeatSeconds: configuration.agentHeartbeatSeconds,
                               blobs: try FileBlobStore(directory: configuration.dataDirectory.appendingPathComponent("blobs")),
                               maxSnapshotBytes: configuration.maxSnapshotBytes,
                               maxSnapshotsPerSession: configuration.maxSnapshotsPerSession,
                               maxStoragePerUser: configuration.maxStoragePerUser,
-                              commands: AgentCommandBroker(), connections: connections)
-        gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey),
-                          backend: EmbeddedGatewayBackend(store: store, lifecycle: lifecycle),
-                          connections: connections)
+                              commands: AgentCommandBroker(),
+                              revocations: RevocationHub(revokeLocally: { gateway.revoke($0) }))
+    }
+
+    /// The token standalone gateways authenticate with, created (mode 0600) on first start.
+    static func loadOrCreateGatewayToken(at url: URL) throws -> String {
+        if let text = try? String(contentsOf: url, encoding: .utf8),
+           !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let token = SessionLifecycle.newSecret(prefix: "fgw_")
+        guard FileManager.default.createFile(atPath: url.path, contents: Data((token + "\n").utf8),
+                                             attributes: [.posixPermissions: 0o600])
+        else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path]) }
+        return token
     }
 
     /// The router with every route: API, agent dial-home and gateway.
@@ -85,7 +109,12 @@ public final class ControlPlaneServer: Service, Sendable {
         let router = Router(context: FlareRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         api.addRoutes(to: router)
+        api.addGatewayRoutes(to: router.group("/gateway/v1").add(middleware: GatewayAuthMiddleware(tokenHash: gatewayTokenHash)),
+                             backend: gatewayBackend, verifier: gateway.verifier)
         gateway.addRoutes(to: router)
+        let store = self.store
+        let sessionGauges = SessionStateGauges(factory: metrics.factory)
+        metrics.addRoute(to: router) { await sessionGauges.update(from: store) }
         return router
     }
 
@@ -100,8 +129,7 @@ public final class ControlPlaneServer: Service, Sendable {
             router: router,
             server: .http1WebSocketUpgrade(
                 webSocketRouter: router,
-                configuration: .init(ws: .init(maxFrameSize: Gateway.maxFrameSize,
-                                               autoPing: .enabled(timePeriod: .seconds(20))))),
+                configuration: .init(ws: Gateway.webSocketConfiguration)),
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "flare-server"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
@@ -133,16 +161,23 @@ public final class ControlPlaneServer: Service, Sendable {
                 }
             }
             group.addTask { try await application.runService() }
+            group.addTask { await self.terminals.runExpiry() }
             group.addTask {
-                // On SIGTERM, end the agents' long polls so the HTTP server can drain and exit.
+                // On SIGTERM, end the agents' long polls and the gateways' revocation streams so the
+                // HTTP server can drain and exit.
                 try? await gracefulShutdown()
                 await self.api.commands.close()
+                self.api.revocations.finish()
+                self.terminals.closeAll()
                 try? await Task.sleep(for: .seconds(3600))
             }
             group.addTask {
                 try await ReconcileService(store: self.store, lifecycle: self.lifecycle, blobs: self.api.blobs,
                                            interval: self.configuration.reconcileInterval, logger: self.logger).run()
             }
+            // The embedded gateway's terminal bridge logs in to agents with this key.
+            try await self.store.registerGateway(GatewayRecord(serviceKey: SSHPublicKey(line: self.terminals.servicePublicKey)?.line ?? "",
+                                                               name: "embedded", registeredAt: Date()))
             // Recovery needs the server's URL only for agents started later, so it can run alongside.
             try await self.lifecycle.recover()
             _ = try await group.next()

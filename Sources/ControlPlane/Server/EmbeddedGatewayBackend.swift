@@ -10,11 +10,13 @@ struct EmbeddedGatewayBackend: GatewayBackend {
     /// How long a connection waits for a `starting` session to become `running`.
     let startWait: Duration = .seconds(60)
 
-    func resolve(_ claims: RuntimeTokenClaims) async throws -> AgentEndpoint {
+    func resolve(_ claims: RuntimeTokenClaims, token: String) async throws -> ResolvedSession {
         guard let token = try await store.runtimeToken(id: claims.id), token.revokedAt == nil else {
             throw APIError.unauthorized(RuntimeTokenError.revoked.description, code: RuntimeTokenError.revoked.code)
         }
-        let deadline = ContinuousClock.now + startWait
+        let started = ContinuousClock.now
+        let deadline = started + startWait
+        var woke = false
         while true {
             guard let session = try await store.session(id: claims.sessionId), session.ownerId == claims.userId,
                   session.state != .deleted
@@ -24,12 +26,15 @@ struct EmbeddedGatewayBackend: GatewayBackend {
                 guard let text = session.agentEndpoint, let endpoint = AgentEndpoint(text) else {
                     throw APIError.unavailable("the session's agent has no endpoint yet; try again")
                 }
-                return endpoint
+                return ResolvedSession(endpoint: endpoint, hostPublicKey: session.hostPublicKey,
+                                       wakeDuration: woke ? ContinuousClock.now - started : nil)
             case .starting where ContinuousClock.now < deadline:
+                woke = true
                 try await Task.sleep(for: .milliseconds(50))
             case .sleeping, .created:
                 // Wake on connect; concurrent connections share the one wake (start is serialized
                 // per session and a second start of a starting session changes nothing).
+                woke = true
                 _ = try await lifecycle.start(session.id, reason: "woken by a connection (\(claims.purpose.rawValue))")
             default:
                 throw APIError.conflict(

@@ -1,14 +1,17 @@
 import FlareContracts
 import FlareHTTP
+import Gateway
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 
 /// Per-request context: Hummingbird's core storage, the WebSocket upgrade slot, and whoever
 /// the auth middlewares found.
-public struct FlareRequestContext: RequestContext, WebSocketRequestContext {
+public struct FlareRequestContext: RequestContext, WebSocketRequestContext, GatewayRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<FlareRequestContext>
+    /// What the gateway's upgrade check found, for the upgraded handler.
+    public let gatewayAuthorization = GatewayAuthorizationBox()
     /// The signed-in user (set by ``UserAuthMiddleware``).
     var user: UserRecord?
     /// The access token's hash, for logout.

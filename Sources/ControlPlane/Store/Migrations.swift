@@ -109,6 +109,15 @@ enum Migrations {
                 t.add(column: "latest_snapshot_id", .text)
             }
         }
+        migrator.registerMigration("0003_gateways") { db in
+            // Gateways (the embedded one and standalone ones): their service keys log the terminal
+            // bridge in to agents.
+            try db.create(table: "gateways") { t in
+                t.primaryKey("service_key", .text)
+                t.column("name", .text).notNull()
+                t.column("registered_at", .datetime).notNull()
+            }
+        }
         return migrator
     }
 }

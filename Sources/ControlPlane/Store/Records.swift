@@ -132,6 +132,13 @@ struct RuntimeTokenRecord: FlareRecord {
     var revokedAt: Date?
 }
 
+struct GatewayRecord: FlareRecord {
+    static let databaseTableName = "gateways"
+    var serviceKey: String
+    var name: String
+    var registeredAt: Date
+}
+
 struct AuditRecord: FlareRecord {
     static let databaseTableName = "audit_log"
     var id: Int64?

@@ -36,6 +36,15 @@ extension Store {
         }
     }
 
+    /// Revokes every access token of the user (logout everywhere); returns how many.
+    func revokeAccessTokens(userId: String, at date: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "UPDATE access_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                           arguments: [date, userId])
+            return db.changesCount
+        }
+    }
+
     func insertSSHKey(_ key: SSHKeyRecord) async throws {
         try await write { try key.insert($0) }
     }

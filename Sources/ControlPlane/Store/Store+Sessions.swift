@@ -165,3 +165,37 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Revokes every unrevoked runtime token of the user; returns how many.
+    func revokeRuntimeTokens(userId: String, at date: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "UPDATE runtime_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                           arguments: [date, userId])
+            return db.changesCount
+        }
+    }
+
+    /// Of `ids`, the runtime tokens that no longer give access: revoked, unknown, or their session gone.
+    func lostRuntimeTokens(ids: [String]) async throws -> [String] {
+        try await read { db in
+            try ids.filter { id in
+                guard let token = try RuntimeTokenRecord.fetchOne(db, key: id), token.revokedAt == nil,
+                      let session = try SessionRecord.fetchOne(db, key: token.sessionId),
+                      session.state != .deleted, session.ownerId == token.userId
+                else { return true }
+                return false
+            }
+        }
+    }
+
+    /// Records a gateway's service key (idempotent).
+    func registerGateway(_ gateway: GatewayRecord) async throws {
+        try await write { try gateway.save($0) }
+    }
+
+    /// Every gateway's service key; agents trust them for the terminal bridge.
+    func gatewayServiceKeys() async throws -> [String] {
+        try await read { try GatewayRecord.order(Column("registered_at")).fetchAll($0).map(\.serviceKey) }
+    }
+}

@@ -2,7 +2,7 @@ import Foundation
 
 /// A real `flare-server` on a free port with its own data directory, and a `flare` CLI with its
 /// own config directory pointed at it.
-final class ServerFixture {
+final class ServerFixture: @unchecked Sendable {
     let directory: TemporaryDirectory
     private(set) var server: BackgroundProcess
     let url: String

@@ -1,0 +1,76 @@
+import FlareContracts
+import FlareHTTP
+import Foundation
+import Gateway
+import Hummingbird
+import NIOCore
+
+extension ControlPlaneAPI {
+    /// What standalone gateways call (gateway token): register, resolve a token, re-check open
+    /// connections, and follow revocations.
+    func addGatewayRoutes(to group: RouterGroup<FlareRequestContext>, backend: EmbeddedGatewayBackend,
+                          verifier: RuntimeTokenVerifier) {
+        group.post("/register") { request, context -> GatewayRegisterResponse in
+            let body = try await request.decodeJSON(GatewayRegisterRequest.self, context: context)
+            guard let key = SSHPublicKey(line: body.serviceKey) else {
+                throw APIError.badRequest("serviceKey is not an OpenSSH public key", code: "invalid_public_key")
+            }
+            try await store.registerGateway(GatewayRecord(serviceKey: key.line, name: String(body.name.prefix(100)),
+                                                          registeredAt: Date()))
+            context.logger.info("gateway registered", metadata: ["gateway.name": "\(body.name)",
+                                                                 "gateway.key": "\(key.fingerprint)"])
+            return GatewayRegisterResponse(
+                runtimeTokenPublicKey: signingKey.publicKey.rawRepresentation.base64EncodedString())
+        }
+
+        group.post("/resolve") { request, context -> GatewayResolveResponse in
+            let body = try await request.decodeJSON(GatewayResolveRequest.self, context: context)
+            let claims: RuntimeTokenClaims
+            do throws(RuntimeTokenError) {
+                claims = try verifier.verify(body.token)
+            } catch {
+                throw APIError.unauthorized(error.description, code: error.code)
+            }
+            let session = try await backend.resolve(claims, token: body.token)
+            return GatewayResolveResponse(endpoint: session.endpoint.description,
+                                          hostPublicKey: session.hostPublicKey)
+        }
+
+        group.post("/check") { request, context -> GatewayCheckResponse in
+            let body = try await request.decodeJSON(GatewayCheckRequest.self, context: context, limit: 4 << 20)
+            return GatewayCheckResponse(revokedTokenIds: try await store.lostRuntimeTokens(ids: body.tokenIds))
+        }
+
+        group.get("/revocations") { _, _ -> Response in
+            let revocations = self.revocations.subscribe()
+            return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: .init { writer in
+                let encoder = FlareJSON.encoder()
+                encoder.outputFormatting = []
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    let lines = AsyncStream.makeStream(of: RevocationStreamLine.self)
+                    group.addTask {
+                        for await revocation in revocations { lines.continuation.yield(.init(revocation: revocation)) }
+                        lines.continuation.finish()
+                    }
+                    group.addTask {
+                        while !Task.isCancelled {
+                            lines.continuation.yield(.init(keepalive: true))
+                            try await Task.sleep(for: .seconds(10))
+                        }
+                    }
+                    for await line in lines.stream {
+                        var bytes = try encoder.encode(line)
+                        bytes.append(UInt8(ascii: "\n"))
+                        try await writer.write(ByteBuffer(bytes: bytes))
+                    }
+                    group.cancelAll()
+                }
+                try await writer.finish(nil)
+            })
+        }
+    }
+}
+
+extension GatewayRegisterResponse: ResponseEncodable {}
+extension GatewayResolveResponse: ResponseEncodable {}
+extension GatewayCheckResponse: ResponseEncodable {}

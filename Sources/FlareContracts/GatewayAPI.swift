@@ -1,0 +1,145 @@
+import Foundation
+
+/// Access taken away: every live connection whose runtime token matches is closed.
+///
+/// The control plane publishes these to its embedded gateway and streams them to standalone
+/// gateways (`GET /gateway/v1/revocations`, one JSON object per line).
+public struct Revocation: Codable, Sendable, Equatable {
+    public enum Scope: String, Codable, Sendable {
+        /// One runtime token, by its id.
+        case token
+        /// Every token of one session (revoke, stop, delete).
+        case session
+        /// Every token of one user (logout-all, access lost).
+        case user
+    }
+
+    public var scope: Scope
+    /// The token, session or user id.
+    public var id: String
+    public var reason: String
+
+    public init(_ scope: Scope, _ id: String, reason: String) {
+        self.scope = scope
+        self.id = id
+        self.reason = reason
+    }
+
+    /// Whether a connection opened with `claims` loses its access.
+    public func matches(_ claims: RuntimeTokenClaims) -> Bool {
+        switch scope {
+        case .token: claims.id == id
+        case .session: claims.sessionId == id
+        case .user: claims.userId == id
+        }
+    }
+}
+
+/// One line of the revocation stream: a revocation, or a keepalive so a dead stream is noticed.
+public struct RevocationStreamLine: Codable, Sendable, Equatable {
+    public var revocation: Revocation?
+    /// Set on keepalive lines.
+    public var keepalive: Bool?
+
+    public init(revocation: Revocation? = nil, keepalive: Bool? = nil) {
+        self.revocation = revocation
+        self.keepalive = keepalive
+    }
+}
+
+/// `POST /gateway/v1/register`: a standalone gateway announcing itself (gateway token).
+public struct GatewayRegisterRequest: Codable, Sendable, Equatable {
+    /// The OpenSSH public key the gateway's terminal bridge logs in to agents with.
+    public var serviceKey: String
+    public var name: String
+
+    public init(serviceKey: String, name: String) {
+        self.serviceKey = serviceKey
+        self.name = name
+    }
+}
+
+/// What a gateway needs from the control plane to check tokens itself.
+public struct GatewayRegisterResponse: Codable, Sendable, Equatable {
+    /// The raw Ed25519 public key runtime tokens are signed with, base64.
+    public var runtimeTokenPublicKey: String
+
+    public init(runtimeTokenPublicKey: String) {
+        self.runtimeTokenPublicKey = runtimeTokenPublicKey
+    }
+}
+
+/// `POST /gateway/v1/resolve`: is this signature-checked token still good, and where is the agent?
+public struct GatewayResolveRequest: Codable, Sendable, Equatable {
+    public var token: String
+
+    public init(token: String) {
+        self.token = token
+    }
+}
+
+public struct GatewayResolveResponse: Codable, Sendable, Equatable {
+    /// `unix:PATH`.
+    public var endpoint: String
+    /// The session's host public key (`ssh-ed25519 AAAA…`), which the terminal bridge pins.
+    public var hostPublicKey: String
+
+    public init(endpoint: String, hostPublicKey: String) {
+        self.endpoint = endpoint
+        self.hostPublicKey = hostPublicKey
+    }
+}
+
+/// `POST /gateway/v1/check`: which of these token ids have lost access (after a stream gap).
+public struct GatewayCheckRequest: Codable, Sendable, Equatable {
+    public var tokenIds: [String]
+
+    public init(tokenIds: [String]) {
+        self.tokenIds = tokenIds
+    }
+}
+
+public struct GatewayCheckResponse: Codable, Sendable, Equatable {
+    public var revokedTokenIds: [String]
+
+    public init(revokedTokenIds: [String]) {
+        self.revokedTokenIds = revokedTokenIds
+    }
+}
+
+/// JSON text frames on `/gateway/terminal/{session}`. Binary frames carry raw terminal bytes both
+/// ways; text frames carry these.
+///
+/// Client → gateway: `{"type":"resize","cols":120,"rows":40}`, `{"type":"input","data":"ls\r"}`.
+/// Gateway → client: `{"type":"ready","terminal":"trm_…","resumed":false}` first, then
+/// `{"type":"exit","status":0}` when the shell ends.
+public struct TerminalMessage: Codable, Sendable, Equatable {
+    public var type: String
+    public var cols: Int?
+    public var rows: Int?
+    public var data: String?
+    public var terminal: String?
+    public var resumed: Bool?
+    public var status: Int32?
+
+    public init(type: String, cols: Int? = nil, rows: Int? = nil, data: String? = nil, terminal: String? = nil,
+                resumed: Bool? = nil, status: Int32? = nil) {
+        self.type = type
+        self.cols = cols
+        self.rows = rows
+        self.data = data
+        self.terminal = terminal
+        self.resumed = resumed
+        self.status = status
+    }
+
+    public static func resize(cols: Int, rows: Int) -> Self { .init(type: "resize", cols: cols, rows: rows) }
+    public static func input(_ text: String) -> Self { .init(type: "input", data: text) }
+
+    /// The message as one compact JSON text.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}

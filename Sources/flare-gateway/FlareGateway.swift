@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Logging
+import ServiceLifecycle
+
+@main
+struct FlareGateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flare-gateway",
+        abstract: "A standalone BurstFlare gateway: SSH over WebSocket and browser terminals.",
+        discussion: """
+            Runs the same gateway flare-server embeds, as its own process. It needs the control
+            plane's URL and its gateway token (the file `gateway-token` in the server's data
+            directory). Point clients at it with FLARE_GATEWAY_URL.
+
+            Example:
+              FLARE_GATEWAY_TOKEN=$(cat .flare/gateway-token) \\
+                flare-gateway --control-plane http://127.0.0.1:8787 --port 8788
+            """)
+
+    @Option(help: "The control plane's URL (env FLARE_CONTROL_PLANE).")
+    var controlPlane: String = ProcessInfo.processInfo.environment["FLARE_CONTROL_PLANE"] ?? "http://127.0.0.1:8787"
+    @Option(help: "File holding the gateway token (default: env FLARE_GATEWAY_TOKEN).")
+    var tokenFile: String?
+    @Option(help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+    @Option(help: "Port to listen on; 0 picks a free one.")
+    var port: Int = 8788
+    @Option(help: "Directory for the gateway's service key.")
+    var dataDir: String = "./.flare-gateway"
+    @Option(help: "Name the control plane logs for this gateway.")
+    var name: String = "flare-gateway"
+    @Option(help: "Write the bound port to this file once listening.")
+    var portFile: String?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
+        guard URL(string: controlPlane)?.scheme?.hasPrefix("http") == true else {
+            throw ValidationError("--control-plane must be an http(s) URL, e.g. http://127.0.0.1:8787")
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["FLARE_LOG_LEVEL"]
+                .flatMap { Logger.Level(rawValue: $0) } ?? .info
+            return handler
+        }
+        let token: String
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw ValidationError("cannot read the gateway token from \(tokenFile)")
+            }
+            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let text = ProcessInfo.processInfo.environment["FLARE_GATEWAY_TOKEN"] {
+            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            throw ValidationError("the gateway token is required: --token-file PATH or FLARE_GATEWAY_TOKEN")
+        }
+        var configuration = GatewayServer.Configuration(
+            controlPlaneURL: controlPlane, gatewayToken: token,
+            dataDirectory: URL(fileURLWithPath: dataDir).standardizedFileURL)
+        configuration.host = host
+        configuration.port = port
+        configuration.name = name
+        let (host, portFile) = (self.host, self.portFile)
+        let logger = Logger(label: "flare-gateway")
+        let server = GatewayServer(configuration: configuration, logger: logger) { port in
+            FileHandle.standardOutput.write(Data("flare-gateway listening on http://\(host):\(port)\n".utf8))
+            if let portFile { try? "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8) }
+        }
+        let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}

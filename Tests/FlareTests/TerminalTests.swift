@@ -1,0 +1,103 @@
+import FlareContracts
+import Foundation
+import Testing
+
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct TerminalTests {
+    @Test func browserTerminalFollowsResizesAndComesBackAfterAReconnect() async throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let api = try FixtureAPI(fixture)
+        let session = try EndToEndTests().sessionId(fixture)
+        let token = try await api.runtimeToken(session: session, purpose: .terminal)
+
+        let first = TerminalBox()
+        try await TerminalDriver.run(gateway: fixture.url, session: session, token: token, query: "&cols=91&rows=27") {
+            terminal in
+            let ready = await terminal.waitForMessage("ready")
+            #expect(ready?.resumed == false)
+            first.id = ready?.terminal
+            try await terminal.type("stty size; echo pid-$$\r")
+            #expect(await terminal.waitForOutput { $0.contains("27 91") && $0.contains("pid-") })
+            try await terminal.send(.resize(cols: 132, rows: 43))
+            try await terminal.send(.input("stty size\r"))
+            #expect(await terminal.waitForOutput { $0.contains("43 132") }, "\(terminal.text)")
+            first.pid = terminal.text.firstMatch(of: /pid-(\d+)/).map { String($0.1) }
+            try await terminal.type("echo before-reconnect\r")
+            #expect(await terminal.waitForOutput { $0.contains("before-reconnect\r\n") })
+        }
+        let id = try #require(first.id)
+        let pid = try #require(first.pid)
+
+        // Output produced while no client is attached is kept and replayed too.
+        let again = try await api.runtimeToken(session: session, purpose: .terminal)
+        try await TerminalDriver.run(gateway: fixture.url, session: session, token: again, query: "&terminal=\(id)") {
+            terminal in
+            let ready = await terminal.waitForMessage("ready")
+            #expect(ready?.resumed == true)
+            #expect(ready?.terminal == id)
+            #expect(await terminal.waitForOutput { $0.contains("before-reconnect") }, "replayed: \(terminal.text)")
+            try await terminal.type("echo pid-$$-again\r")
+            #expect(await terminal.waitForOutput { $0.contains("pid-\(pid)-again") }, "\(terminal.text)")
+            try await terminal.type("exit 7\r")
+            let exit = await terminal.waitForMessage("exit")
+            #expect(exit?.status == 7)
+        }
+
+        // A shell that exited is not resumed: the same id starts a new one.
+        let third = try await api.runtimeToken(session: session, purpose: .terminal)
+        try await TerminalDriver.run(gateway: fixture.url, session: session, token: third, query: "&terminal=\(id)") {
+            terminal in
+            let ready = await terminal.waitForMessage("ready")
+            #expect(ready?.resumed == false)
+            #expect(ready?.terminal != id)
+        }
+    }
+
+    @Test func revokingCutsATerminalAndEndsItsShell() async throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let api = try FixtureAPI(fixture)
+        let session = try EndToEndTests().sessionId(fixture)
+        let token = try await api.runtimeToken(session: session, purpose: .terminal)
+        let box = TerminalBox()
+        let close = try await TerminalDriver.run(gateway: fixture.url, session: session, token: token) { terminal in
+            box.id = await terminal.waitForMessage("ready")?.terminal
+            try await terminal.type("echo alive\r")
+            #expect(await terminal.waitForOutput { $0.contains("alive\r\n") })
+            let started = Date()
+            #expect(try fixture.flare(["session", "revoke", "dev"]).stdout.contains("closed 1 connection"))
+            #expect(await terminal.waitForClose(timeout: 5))
+            let cut = Date().timeIntervalSince(started)
+            #expect(cut < 1.0, "cut after \(cut)s")
+        }
+        #expect(close?.closeCode == .policyViolation)
+        #expect(close?.reason?.contains("revoked") == true)
+        // The shell is gone: reconnecting with its id starts a new one.
+        let again = try await api.runtimeToken(session: session, purpose: .terminal)
+        let id = try #require(box.id)
+        try await TerminalDriver.run(gateway: fixture.url, session: session, token: again, query: "&terminal=\(id)") {
+            terminal in
+            #expect(await terminal.waitForMessage("ready")?.resumed == false)
+        }
+    }
+
+    @Test func anSSHTokenCannotOpenATerminal() async throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let api = try FixtureAPI(fixture)
+        let session = try EndToEndTests().sessionId(fixture)
+        let sshToken = try await api.runtimeToken(session: session, purpose: .ssh)
+        let (status, body) = try await FixtureAPI.get(fixture.url, "/gateway/terminal/\(session)?token=\(sshToken)")
+        #expect(status == 403)
+        #expect(body.contains("token_wrong_purpose"))
+    }
+}
+
+final class TerminalBox: @unchecked Sendable {
+    var id: String?
+    var pid: String?
+}
