@@ -47,8 +47,9 @@ final class ServerFixture: @unchecked Sendable {
 
     /// Runs `flare ARGS…` as a user would.
     @discardableResult
-    func flare(_ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 90) throws -> CommandResult {
-        try TestProcess.run([TestProcess.binary("flare")] + arguments, environment: environment,
+    func flare(_ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:],
+               timeout: TimeInterval = 90) throws -> CommandResult {
+        try TestProcess.run([TestProcess.binary("flare")] + arguments, environment: environment.merging(extra) { $1 },
                             stdin: stdin.map { Data($0.utf8) }, timeout: timeout)
     }
 

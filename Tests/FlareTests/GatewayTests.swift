@@ -1,0 +1,156 @@
+import FlareContracts
+import Foundation
+import Testing
+
+/// Live access enforcement, standalone gateways, metrics and port forwarding, end to end.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct GatewayTests {
+    /// `flare ssh dev -- CMD` left running in the background, with its output.
+    func liveSSH(_ fixture: ServerFixture, environment extra: [String: String] = [:]) throws
+        -> (SpawnedProcess, TemporaryFile)
+    {
+        let log = try TemporaryFile()
+        let ssh = try SpawnedProcess([TestProcess.binary("flare"), "ssh", "dev", "--", "echo connected; sleep 60"],
+                                     environment: fixture.environment.merging(extra) { $1 }, stdin: nil,
+                                     stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
+        #expect(waitFor(timeout: 15) { log.contents().contains("connected") }, "\(log.contents())")
+        return (ssh, log)
+    }
+
+    @Test func logoutEverywhereCutsLiveConnectionsAndSaysWhy() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let (ssh, log) = try liveSSH(fixture)
+
+        let started = Date()
+        let logout = try fixture.flare(["auth", "logout", "--all"])
+        #expect(logout.stdout.contains("closed 1 connection"), "\(logout.stdout) \(logout.stderr)")
+        #expect(ssh.wait(timeout: 5) != nil)
+        let cut = Date().timeIntervalSince(started)
+        #expect(cut < 1.0, "cut after \(cut)s")
+        #expect(log.contents().contains("the connection to dev was cut: access revoked"), "\(log.contents())")
+
+        // Signed out: no new connection, and the CLI says what to do.
+        let again = try fixture.flare(["ssh", "dev", "--", "true"])
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("not signed in"))
+    }
+
+    @Test func twoStandaloneGatewaysBothEnforceOneRevocation() async throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let gateways = try (1...2).map { try StandaloneGateway(fixture, name: "gw\($0)") }
+
+        // Plain ssh and a browser terminal work through each gateway.
+        for gateway in gateways {
+            let result = try fixture.flare(["ssh", "dev", "--", "echo via-\(gateway.name)"],
+                                           environment: ["FLARE_GATEWAY_URL": gateway.url])
+            #expect(result.stdout == "via-\(gateway.name)\n", "\(result.stderr) \(gateway.process.output)")
+        }
+        let api = try FixtureAPI(fixture)
+        let session = try EndToEndTests().sessionId(fixture)
+        let token = try await api.runtimeToken(session: session, purpose: .terminal)
+        try await TerminalDriver.run(gateway: gateways[1].url, session: session, token: token) { terminal in
+            #expect(await terminal.waitForMessage("ready") != nil)
+            try await terminal.type("echo terminal-via-gw2\r")
+            #expect(await terminal.waitForOutput { $0.contains("terminal-via-gw2\r\n") }, "\(terminal.text)")
+        }
+
+        let live = try gateways.map { try liveSSH(fixture, environment: ["FLARE_GATEWAY_URL": $0.url]) }
+        let started = Date()
+        #expect(try fixture.flare(["session", "revoke", "dev"]).status == 0)
+        for (ssh, log) in live {
+            #expect(ssh.wait(timeout: 5) != nil)
+            #expect(log.contents().contains("access revoked"), "\(log.contents())")
+        }
+        let cut = Date().timeIntervalSince(started)
+        #expect(cut < 1.0, "both cut after \(cut)s")
+
+        // A forged token is refused by a standalone gateway before any upgrade.
+        let (status, body) = try await FixtureAPI.get(gateways[0].url, "/gateway/ssh/\(session)?token=frt1.x.y")
+        #expect(status == 401)
+        #expect(body.contains("token_malformed"))
+    }
+
+    @Test func metricsCountConnectionsBytesRefusalsAndLatency() async throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "head -c 100000 /dev/zero"]).stdoutData.count == 100_000)
+        let session = try EndToEndTests().sessionId(fixture)
+        _ = try await FixtureAPI.get(fixture.url, "/gateway/ssh/\(session)?token=frt1.x.y")
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "true"]).status == 0)
+
+        let (status, metrics) = try await FixtureAPI.get(fixture.url, "/metrics")
+        #expect(status == 200)
+        func value(_ line: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(line + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+        }
+        #expect((value(#"flare_gateway_relayed_bytes_total{direction="from_agent"}"#) ?? 0) >= 100_000, "\(metrics)")
+        #expect((value(#"flare_gateway_relayed_bytes_total{direction="to_agent"}"#) ?? 0) > 0)
+        #expect(value(#"flare_gateway_authorization_failures_total{reason="token_malformed"}"#) == 1)
+        #expect(value("flare_gateway_connect_seconds_count") == 2)
+        #expect(value("flare_gateway_wake_seconds_count") == 1)
+        #expect(value(#"flare_gateway_open_connections{purpose="ssh"}"#) == 0)
+        #expect(value(#"flare_sessions{state="running"}"#) == 1)
+    }
+
+    @Test func portForwardReachesAPortInTheSession() async throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        // Under the host runtime the session shares this machine's loopback.
+        let site = fixture.directory.path("site")
+        try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
+        try "hello through the tunnel\n".write(toFile: site + "/index.txt", atomically: true, encoding: .utf8)
+        let remotePort = try freePort(), localPort = try freePort()
+        let web = try BackgroundProcess(["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", site,
+                                         "\(remotePort)"])
+        #expect(waitFor(timeout: 10) { web.output.contains("Serving HTTP") })
+
+        let log = try TemporaryFile()
+        let forward = try SpawnedProcess([TestProcess.binary("flare"), "port-forward", "dev", "\(localPort):\(remotePort)"],
+                                         environment: fixture.environment, stdin: nil,
+                                         stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
+        defer {
+            forward.signal(SIGTERM)
+            _ = forward.wait(timeout: 5)
+        }
+        #expect(waitFor(timeout: 15) { log.contents().contains("Ctrl-C") })
+        var fetched = ""
+        let reached = waitFor(timeout: 15) {
+            fetched = (try? TestProcess.run(["curl", "-sf", "http://127.0.0.1:\(localPort)/index.txt"]).stdout) ?? ""
+            return !fetched.isEmpty
+        }
+        #expect(reached, "\(log.contents())")
+        #expect(fetched == "hello through the tunnel\n")
+
+        let bad = try fixture.flare(["port-forward", "dev", "80:99999"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("not a port"))
+    }
+}
+
+/// A `flare-gateway` process beside a fixture's server.
+final class StandaloneGateway {
+    let name: String
+    let process: BackgroundProcess
+    let url: String
+
+    init(_ fixture: ServerFixture, name: String) throws {
+        self.name = name
+        let portFile = fixture.directory.path("\(name).port")
+        process = try BackgroundProcess([
+            TestProcess.binary("flare-gateway"), "--control-plane", fixture.url, "--port", "0",
+            "--token-file", fixture.directory.path("data/gateway-token"), "--data-dir", fixture.directory.path(name),
+            "--name", name, "--port-file", portFile,
+        ])
+        guard waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
+              let port = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        else { throw FixtureError("flare-gateway did not start: \(process.output)") }
+        url = "http://127.0.0.1:\(port)"
+    }
+}
