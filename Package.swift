@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "FlareTests",
             dependencies: [
-                "ControlPlane", "Agent", "Gateway", "FlareContracts", "FlareSSH", "Snapshot", "CSpawn",
+                "ControlPlane", "Agent", "Gateway", "FlareContracts", "FlareHTTP", "FlareSSH", "Snapshot", "CSpawn",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
