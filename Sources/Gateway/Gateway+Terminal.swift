@@ -38,9 +38,10 @@ extension Gateway {
 
         let ending = NIOLockedValueBox<RelayEnding?>(nil)
         let (attachment, events) = shell.attach()
-        let registration = connections.register(authorized.claims) { revocation in
-            ending.withLockedValue { $0 = $0 ?? .revoked(revocation.reason) }
-            shell.terminate()
+        let lastActivity = NIOLockedValueBox(ContinuousClock.now)
+        let registration = connections.register(authorized.claims, lastActivity: lastActivity) { reason in
+            ending.withLockedValue { $0 = $0 ?? reason }
+            if case .revoked = reason { shell.terminate() } else { shell.detach(attachment) }
         }
         defer { connections.unregister(registration) }
         let open = metrics.open(.terminal)
@@ -51,6 +52,7 @@ extension Gateway {
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for try await frame in inbound {
+                    lastActivity.withLockedValue { $0 = .now }
                     toAgentCounter.increment(by: Int64(frame.data.readableBytes))
                     switch frame.opcode {
                     case .text:
@@ -70,6 +72,7 @@ extension Gateway {
                 for await event in events {
                     switch event {
                     case .output(let bytes):
+                        lastActivity.withLockedValue { $0 = .now }
                         fromAgentCounter.increment(by: Int64(bytes.readableBytes))
                         try await outbound.write(.binary(bytes))
                         shell.written(bytes.readableBytes)

@@ -19,6 +19,8 @@ public final class GatewayServer: Service, Sendable {
         public var host = "127.0.0.1"
         public var port = 8788
         public var name = "flare-gateway"
+        /// A connection with no traffic either way for this long is closed.
+        public var idleTimeout: Duration = .seconds(3600)
 
         public init(controlPlaneURL: String, gatewayToken: String, dataDirectory: URL) {
             self.controlPlaneURL = controlPlaneURL
@@ -59,7 +61,7 @@ public final class GatewayServer: Service, Sendable {
         let verifier = try await link.register(serviceKey: terminals.servicePublicKey, name: configuration.name)
         let metrics = MetricsEndpoint()
         let gateway = Gateway(verifier: verifier, backend: link, metrics: GatewayMetrics(factory: metrics.factory),
-                              terminals: terminals)
+                              idleTimeout: configuration.idleTimeout, terminals: terminals)
         let router = Router(context: StandaloneGatewayContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get("/healthz") { _, _ in "ok\n" }
@@ -77,6 +79,7 @@ public final class GatewayServer: Service, Sendable {
             group.addTask { try await application.runService() }
             group.addTask { await link.followRevocations(into: gateway) }
             group.addTask { await terminals.runExpiry() }
+            group.addTask { await gateway.runIdleSweep() }
             group.addTask {
                 try? await gracefulShutdown()
                 terminals.closeAll()

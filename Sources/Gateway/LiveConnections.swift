@@ -1,11 +1,14 @@
 import FlareContracts
 import Foundation
+import NIOConcurrencyHelpers
 
-/// The gateway's open relays, so taking access away cuts connections that are already open.
+/// The gateway's open relays, so taking access away cuts connections that are already open, and
+/// one sweep (rather than a timer per connection) closes the idle ones.
 public final class LiveConnections: @unchecked Sendable {
     private struct Entry {
         let claims: RuntimeTokenClaims
-        let close: @Sendable (Revocation) -> Void
+        let lastActivity: NIOLockedValueBox<ContinuousClock.Instant>
+        let close: @Sendable (RelayEnding) -> Void
     }
 
     private let lock = NSLock()
@@ -19,9 +22,10 @@ public final class LiveConnections: @unchecked Sendable {
     /// The runtime-token ids of open relays (to re-check after a gap in the revocation stream).
     public var tokenIds: Set<String> { lock.withLock { Set(entries.values.map(\.claims.id)) } }
 
-    func register(_ claims: RuntimeTokenClaims, close: @escaping @Sendable (Revocation) -> Void) -> UUID {
+    func register(_ claims: RuntimeTokenClaims, lastActivity: NIOLockedValueBox<ContinuousClock.Instant>,
+                  close: @escaping @Sendable (RelayEnding) -> Void) -> UUID {
         let id = UUID()
-        lock.withLock { entries[id] = Entry(claims: claims, close: close) }
+        lock.withLock { entries[id] = Entry(claims: claims, lastActivity: lastActivity, close: close) }
         return id
     }
 
@@ -33,7 +37,17 @@ public final class LiveConnections: @unchecked Sendable {
     @discardableResult
     public func close(_ revocation: Revocation) -> Int {
         let closing = lock.withLock { entries.values.filter { revocation.matches($0.claims) } }
-        closing.forEach { $0.close(revocation) }
+        closing.forEach { $0.close(.revoked(revocation.reason)) }
         return closing.count
+    }
+
+    /// Closes relays with no traffic for `timeout`; returns how many.
+    @discardableResult
+    func closeIdle(timeout: Duration, now: ContinuousClock.Instant = .now) -> Int {
+        let idle = lock.withLock {
+            entries.values.filter { now - $0.lastActivity.withLockedValue { $0 } >= timeout }
+        }
+        idle.forEach { $0.close(.idle(timeout)) }
+        return idle.count
     }
 }

@@ -33,6 +33,8 @@ struct FlareGateway: AsyncParsableCommand {
     var name: String = "flare-gateway"
     @Option(help: "Write the bound port to this file once listening.")
     var portFile: String?
+    @Option(help: "Close SSH and terminal connections after this many seconds without traffic.")
+    var idleConnectionSeconds: Int = 3600
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
@@ -64,6 +66,7 @@ struct FlareGateway: AsyncParsableCommand {
             dataDirectory: URL(fileURLWithPath: dataDir).standardizedFileURL)
         configuration.host = host
         configuration.port = port
+        configuration.idleTimeout = .seconds(max(1, idleConnectionSeconds))
         configuration.name = name
         let (host, portFile) = (self.host, self.portFile)
         let logger = Logger(label: "flare-gateway")

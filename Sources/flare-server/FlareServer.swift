@@ -29,6 +29,8 @@ struct FlareServer: AsyncParsableCommand {
     var agentBinary: String?
     @Option(help: "Write the bound port to this file once listening.")
     var portFile: String?
+    @Option(help: "Close SSH and terminal connections after this many seconds without traffic.")
+    var idleConnectionSeconds: Int = 3600
     @Option(help: "bcrypt cost for password hashes (4-31).")
     var bcryptCost: UInt8 = 11
     @Option(help: "Seconds between agent heartbeats (activity reports).")
@@ -65,6 +67,7 @@ struct FlareServer: AsyncParsableCommand {
             dataDirectory: URL(fileURLWithPath: dataDir).standardizedFileURL, agentExecutable: agent)
         configuration.host = host
         configuration.port = port
+        configuration.idleConnectionTimeout = .seconds(max(1, idleConnectionSeconds))
         configuration.bcryptCost = bcryptCost
         configuration.agentHeartbeatSeconds = agentHeartbeatSeconds
         configuration.reconcileInterval = .seconds(max(1, reconcileSeconds))

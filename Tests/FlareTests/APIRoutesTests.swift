@@ -296,4 +296,78 @@ import Testing
             #expect(try await attempt(issued.token) == (.unauthorized, "token_revoked"))
         }
     }
+
+    @Test func gatewayRoutesNeedTheGatewayTokenAndAnswerWithTheSessionsEndpoint() async throws {
+        let harness = try Harness()
+        let gatewayToken = try String(contentsOf: harness.directory.url.appendingPathComponent("data/gateway-token"),
+                                      encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await harness.run { client in
+            let (token, session) = try await Self.userWithSession(client, "a@b.co")
+            let runtime = try await client.execute(uri: "/api/sessions/dev/runtime-token", method: .post,
+                                                   headers: Self.bearer(token),
+                                                   body: Self.json(RuntimeTokenRequest(purpose: .ssh))) {
+                try Self.decode(RuntimeTokenResponse.self, $0).token
+            }
+            let resolve = Self.json(GatewayResolveRequest(token: runtime))
+            // Without the gateway token, or with a user's access token: refused.
+            for headers in [HTTPFields(), Self.bearer(token)] {
+                try await client.execute(uri: "/gateway/v1/resolve", method: .post, headers: headers, body: resolve) {
+                    #expect($0.status == .unauthorized)
+                    #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "invalid_gateway_token")
+                }
+            }
+            try await client.execute(uri: "/gateway/v1/register", method: .post, headers: Self.bearer(gatewayToken),
+                                     body: Self.json(GatewayRegisterRequest(serviceKey: "not a key", name: "gw"))) {
+                #expect($0.status == .badRequest)
+            }
+            let registered = try await client.execute(
+                uri: "/gateway/v1/register", method: .post, headers: Self.bearer(gatewayToken),
+                body: Self.json(GatewayRegisterRequest(serviceKey: OpenSSHKeyPair.generateEd25519(comment: "gw").publicKeyLine,
+                                                       name: "gw"))) {
+                #expect($0.status == .ok)
+                return try Self.decode(GatewayRegisterResponse.self, $0)
+            }
+            #expect(Data(base64Encoded: registered.runtimeTokenPublicKey)?.count == 32)
+            // A forged token is refused; the session is not started (it is `created`).
+            try await client.execute(uri: "/gateway/v1/resolve", method: .post, headers: Self.bearer(gatewayToken),
+                                     body: Self.json(GatewayResolveRequest(token: "frt1.e30.AAAA"))) {
+                #expect($0.status == .unauthorized)
+            }
+            // Check: a token of a deleted session has lost access; an unknown id too.
+            try await client.execute(uri: "/api/sessions/dev", method: .delete, headers: Self.bearer(token)) {
+                #expect($0.status == .noContent)
+            }
+            let claims = try #require(runtime.split(separator: ".").dropFirst().first.flatMap { Base64URL.decode(String($0)) })
+            let tokenId = try #require(try JSONSerialization.jsonObject(with: claims) as? [String: Any])["jti"] as? String
+            try await client.execute(uri: "/gateway/v1/check", method: .post, headers: Self.bearer(gatewayToken),
+                                     body: Self.json(GatewayCheckRequest(tokenIds: [try #require(tokenId), "rt_unknown"]))) {
+                #expect(Self.decoded(GatewayCheckResponse.self, $0)?.revokedTokenIds.sorted() == [tokenId!, "rt_unknown"].sorted())
+            }
+            _ = session
+        }
+    }
+
+    @Test func logoutEverywhereRevokesEveryTokenOfTheUser() async throws {
+        let harness = try Harness()
+        try await harness.run { client in
+            let (first, _) = try await Self.userWithSession(client, "a@b.co")
+            let second = try await client.execute(uri: "/api/auth/login", method: .post,
+                                                  body: Self.json(Credentials(email: "a@b.co", password: "correct horse"))) {
+                try Self.decode(AuthResponse.self, $0).accessToken
+            }
+            for purpose in [RuntimeTokenPurpose.ssh, .terminal] {
+                try await client.execute(uri: "/api/sessions/dev/runtime-token", method: .post, headers: Self.bearer(first),
+                                         body: Self.json(RuntimeTokenRequest(purpose: purpose))) { #expect($0.status == .created) }
+            }
+            try await client.execute(uri: "/api/auth/logout-all", method: .post, headers: Self.bearer(second)) {
+                #expect($0.status == .ok)
+                #expect(Self.decoded(RevokeResponse.self, $0)?.revokedTokens == 2)
+            }
+            for token in [first, second] {
+                try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(token)) {
+                    #expect($0.status == .unauthorized)
+                }
+            }
+        }
+    }
 }

@@ -37,6 +37,21 @@ struct GatewayTests {
         #expect(again.stderr.contains("not signed in"))
     }
 
+    @Test func aConnectionWithoutTrafficIsClosedAfterTheIdleTimeout() throws {
+        let fixture = try ServerFixture(arguments: ["--idle-connection-seconds", "2"])
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let started = Date()
+        let (ssh, log) = try liveSSH(fixture)
+        #expect(ssh.wait(timeout: 15) != nil)
+        let lasted = Date().timeIntervalSince(started)
+        #expect(lasted >= 2 && lasted < 8, "closed after \(lasted)s")
+        #expect(log.contents().contains("without traffic"), "\(log.contents())")
+        // Traffic keeps a connection open past the timeout.
+        let busy = try fixture.flare(["ssh", "dev", "--", "for i in 1 2 3 4 5; do echo tick; sleep 1; done"])
+        #expect(busy.stdout == String(repeating: "tick\n", count: 5), "\(busy.stderr)")
+    }
+
     @Test func twoStandaloneGatewaysBothEnforceOneRevocation() async throws {
         let fixture = try ServerFixture()
         try fixture.signUpWithTemplate()

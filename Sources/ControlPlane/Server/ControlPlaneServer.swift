@@ -33,6 +33,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var stopGrace: Duration = .seconds(60)
     /// How often idle sessions are put to sleep and expired ones purged.
     public var reconcileInterval: Duration = .seconds(15)
+    /// A gateway connection with no traffic either way for this long is closed.
+    public var idleConnectionTimeout: Duration = .seconds(3600)
 
     public init(dataDirectory: URL, agentExecutable: String) {
         self.dataDirectory = dataDirectory
@@ -77,7 +79,8 @@ public final class ControlPlaneServer: Service, Sendable {
             at: configuration.dataDirectory.appendingPathComponent("gateway-service-ed25519.key").path))
         gatewayBackend = EmbeddedGatewayBackend(store: store, lifecycle: lifecycle)
         let gateway = Gateway(verifier: RuntimeTokenVerifier(publicKey: signingKey.publicKey), backend: gatewayBackend,
-                              metrics: GatewayMetrics(factory: metrics.factory), terminals: terminals)
+                              metrics: GatewayMetrics(factory: metrics.factory),
+                              idleTimeout: configuration.idleConnectionTimeout, terminals: terminals)
         self.gateway = gateway
         gatewayTokenHash = SessionLifecycle.hash(try Self.loadOrCreateGatewayToken(
             at: configuration.dataDirectory.appendingPathComponent("gateway-token")))
@@ -162,6 +165,7 @@ public final class ControlPlaneServer: Service, Sendable {
             }
             group.addTask { try await application.runService() }
             group.addTask { await self.terminals.runExpiry() }
+            group.addTask { await self.gateway.runIdleSweep() }
             group.addTask {
                 // On SIGTERM, end the agents' long polls and the gateways' revocation streams so the
                 // HTTP server can drain and exit.
