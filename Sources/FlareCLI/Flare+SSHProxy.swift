@@ -1,8 +1,7 @@
 import ArgumentParser
+import CSpawn
 import FlareContracts
 import Foundation
-import HummingbirdWSClient
-import Logging
 import NIOCore
 import NIOPosix
 
@@ -33,23 +32,29 @@ extension Flare {
                 "/api/sessions/\(escaped(info.id))/runtime-token", RuntimeTokenRequest(purpose: .ssh))
             let gateway = global.resolvedGatewayURL
             let path = "/gateway/ssh/\(escaped(info.id))"
-            let close: WebSocketCloseFrame?
+            let connection: GatewayConnection
             do {
-                close = try await relay(url: webSocketURL(gateway) + path, token: token.token)
-            } catch let error as WebSocketClientError {
-                throw await GatewayRefusal.explain(gateway: gateway, path: path, token: token.token,
-                                                   session: info.name, error: error)
+                connection = try await GatewayConnection.connect(url: webSocketURL(gateway) + path, token: token.token)
+            } catch is GatewayConnection.Refused {
+                throw await GatewayRefusal.explain(gateway: gateway, path: path, token: token.token, session: info.name)
+            } catch let error as CLIError {
+                throw error
+            } catch {
+                throw CLIError("cannot reach the gateway at \(gateway) (\(error)); is flare-server (or flare-gateway) "
+                    + "running? Set it with --url, FLARE_URL or FLARE_GATEWAY_URL.")
             }
-            if let close, close.closeCode != .normalClosure {
+            let close = try await relayStdio(over: connection)
+            if let close, close.code != .normalClosure {
                 throw CLIError(GatewayRefusal.explain(close, session: info.name))
             }
         }
 
-        /// Copies stdin to the WebSocket as binary frames and frames back to stdout until either ends.
-        private func relay(url: String, token: String) async throws -> WebSocketCloseFrame? {
-            var logger = Logger(label: "flare-ssh-proxy")
-            logger.logLevel = .critical
+        /// Copies stdin to the gateway and the gateway's bytes to stdout until either ends.
+        private func relayStdio(over connection: GatewayConnection) async throws -> GatewayConnection.Close? {
             // Large reads mean few, large WebSocket frames: per-frame costs dominate bulk transfers.
+            // ssh's pipes to us hold 64 KiB by default; 1 MiB lets each read take more.
+            _ = flare_set_pipe_size(0, 1 << 20)
+            _ = flare_set_pipe_size(1, 1 << 20)
             let stdio = try await NIOPipeBootstrap(group: NIOSingletons.posixEventLoopGroup)
                 .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                     minimum: 16 * 1024, initial: 64 * 1024, maximum: 512 * 1024))
@@ -58,23 +63,8 @@ extension Flare {
                         try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
-            let configuration = WebSocketClientConfiguration(
-                maxFrameSize: 1 << 20, additionalHeaders: [.authorization: "Bearer \(token)"],
-                autoPing: .enabled(timePeriod: .seconds(20)))
             return try await stdio.executeThenClose { input, output in
-                try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) {
-                    inbound, outbound, _ in
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            for try await bytes in input { try await outbound.write(.binary(bytes)) }
-                        }
-                        group.addTask {
-                            for try await frame in inbound { try await output.write(frame.data) }
-                        }
-                        _ = try await group.next()
-                        group.cancelAll()
-                    }
-                }
+                try await connection.relay(input: input, output: output)
             }
         }
     }

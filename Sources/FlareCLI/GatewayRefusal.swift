@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import FlareContracts
 import Foundation
-import HummingbirdWSClient
+import NIOWebSocket
 import NIOCore
 import NIOFoundationCompat
 
@@ -9,8 +9,7 @@ import NIOFoundationCompat
 enum GatewayRefusal {
     /// The upgrade failed: ask the gateway again without upgrading to read its JSON error
     /// (token expired, revoked, session deleted…), or say the gateway is unreachable.
-    static func explain(gateway: String, path: String, token: String, session: String,
-                        error: WebSocketClientError) async -> CLIError {
+    static func explain(gateway: String, path: String, token: String, session: String) async -> CLIError {
         var request = HTTPClientRequest(url: gateway + path)
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(30)) else {
@@ -19,8 +18,8 @@ enum GatewayRefusal {
         }
         let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
         guard let body = try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: bytes)) else {
-            return CLIError("the gateway refused the connection to \(session) (\(error)); "
-                + "check `flare session get \(session)`")
+            return CLIError("the gateway at \(gateway) refused the connection to \(session) (HTTP "
+                + "\(response.status.code)); check `flare session get \(session)`")
         }
         switch body.error.code {
         case "expired":
@@ -36,9 +35,9 @@ enum GatewayRefusal {
     }
 
     /// The gateway ended an open connection.
-    static func explain(_ close: WebSocketCloseFrame, session: String) -> String {
-        let reason = close.reason ?? ""
-        switch close.closeCode {
+    static func explain(_ close: GatewayConnection.Close, session: String) -> String {
+        let reason = close.reason
+        switch close.code {
         case .policyViolation:
             return "the connection to \(session) was cut: \(reason.isEmpty ? "access revoked" : reason)"
         case .unexpectedServerError:

@@ -40,7 +40,8 @@ public struct Gateway: Sendable {
 
     /// The WebSocket server settings every gateway uses: frame limit and pings.
     public static var webSocketConfiguration: WebSocketServerConfiguration {
-        .init(maxFrameSize: maxFrameSize, autoPing: .enabled(timePeriod: pingInterval))
+        .init(maxFrameSize: maxFrameSize, extensions: [.nonNegotiatedExtension { FastUnmaskExtension() }],
+              autoPing: .enabled(timePeriod: pingInterval))
     }
 
     /// Adds `GET /gateway/ssh/{session}` and `GET /gateway/terminal/{session}`.
@@ -50,6 +51,10 @@ public struct Gateway: Sendable {
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             guard let authorized = context.requestContext.gatewayAuthorization.value else { return }
+            // Bulk uploads arrive in frames of up to 512 KiB: read the socket in chunks that size
+            // (NIO's default stops at 64 KiB, so frames were reassembled from many reads).
+            try? await context.requestContext.connectionChannel.setOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 512 * 1024))
             try await self.relay(authorized, inbound: inbound, outbound: outbound, logger: context.logger)
         }
         guard let terminals else { return }
@@ -131,6 +136,8 @@ public final class GatewayAuthorizationBox: @unchecked Sendable {
 /// A request context the gateway's routes can use.
 public protocol GatewayRequestContext: WebSocketRequestContext, RequestContext {
     var gatewayAuthorization: GatewayAuthorizationBox { get }
+    /// The client's connection (from the context source), to tune reads once it is a relay.
+    var connectionChannel: any Channel { get }
 }
 
 extension Duration {

@@ -3,6 +3,7 @@ import FlareContracts
 import FlareHTTP
 import Foundation
 import Hummingbird
+import NIOCore
 import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
@@ -96,9 +97,11 @@ public struct StandaloneGatewayContext: RequestContext, GatewayRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<StandaloneGatewayContext>
     public let gatewayAuthorization = GatewayAuthorizationBox()
+    public let connectionChannel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        connectionChannel = source.channel
         webSocket = .init()
     }
 }

@@ -204,7 +204,6 @@ import Testing
     }
 
     func sessionId(_ fixture: ServerFixture, _ name: String = "dev") throws -> String {
-        let json = try fixture.flare(["session", "get", name, "--json"]).stdout
-        return try FlareJSON.decoder().decode(SessionInfo.self, from: Data(json.utf8)).id
+        try fixture.sessionId(name)
     }
 }

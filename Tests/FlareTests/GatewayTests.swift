@@ -18,9 +18,7 @@ struct GatewayTests {
     }
 
     @Test func logoutEverywhereCutsLiveConnectionsAndSaysWhy() throws {
-        let fixture = try ServerFixture()
-        try fixture.signUpWithTemplate()
-        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let fixture = try ServerFixture.withRunningSession()
         let (ssh, log) = try liveSSH(fixture)
 
         let started = Date()
@@ -38,9 +36,7 @@ struct GatewayTests {
     }
 
     @Test func aConnectionWithoutTrafficIsClosedAfterTheIdleTimeout() throws {
-        let fixture = try ServerFixture(arguments: ["--idle-connection-seconds", "2"])
-        try fixture.signUpWithTemplate()
-        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let fixture = try ServerFixture.withRunningSession(arguments: ["--idle-connection-seconds", "2"])
         let started = Date()
         let (ssh, log) = try liveSSH(fixture)
         #expect(ssh.wait(timeout: 15) != nil)
@@ -53,9 +49,7 @@ struct GatewayTests {
     }
 
     @Test func twoStandaloneGatewaysBothEnforceOneRevocation() async throws {
-        let fixture = try ServerFixture()
-        try fixture.signUpWithTemplate()
-        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let fixture = try ServerFixture.withRunningSession()
         let gateways = try (1...2).map { try StandaloneGateway(fixture, name: "gw\($0)") }
 
         // Plain ssh and a browser terminal work through each gateway.
@@ -65,7 +59,7 @@ struct GatewayTests {
             #expect(result.stdout == "via-\(gateway.name)\n", "\(result.stderr) \(gateway.process.output)")
         }
         let api = try FixtureAPI(fixture)
-        let session = try EndToEndTests().sessionId(fixture)
+        let session = try fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
         try await TerminalDriver.run(gateway: gateways[1].url, session: session, token: token) { terminal in
             #expect(await terminal.waitForMessage("ready") != nil)
@@ -89,21 +83,40 @@ struct GatewayTests {
         #expect(body.contains("token_malformed"))
     }
 
+    @Test func sshExplainsAnUnreachableOrRefusingGatewayInWords() throws {
+        let fixture = try ServerFixture.withRunningSession()
+        let unreachable = try fixture.flare(["ssh", "dev", "--", "true"],
+                                            environment: ["FLARE_GATEWAY_URL": "http://127.0.0.1:\(try freePort())"])
+        #expect(unreachable.status != 0)
+        #expect(unreachable.stderr.contains("cannot reach the gateway"), "\(unreachable.stderr)")
+
+        // A gateway of another control plane checks tokens with another key.
+        let other = try ServerFixture()
+        let gateway = try StandaloneGateway(other, name: "elsewhere")
+        let refused = try fixture.flare(["ssh", "dev", "--", "true"], environment: ["FLARE_GATEWAY_URL": gateway.url])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("the gateway refused the connection to dev: the runtime token's signature"),
+                "\(refused.stderr)")
+    }
+
     @Test func metricsCountConnectionsBytesRefusalsAndLatency() async throws {
-        let fixture = try ServerFixture()
-        try fixture.signUpWithTemplate()
-        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let fixture = try ServerFixture.withRunningSession()
         #expect(try fixture.flare(["ssh", "dev", "--", "head -c 100000 /dev/zero"]).stdoutData.count == 100_000)
-        let session = try EndToEndTests().sessionId(fixture)
+        let session = try fixture.sessionId()
         _ = try await FixtureAPI.get(fixture.url, "/gateway/ssh/\(session)?token=frt1.x.y")
         #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
         #expect(try fixture.flare(["ssh", "dev", "--", "true"]).status == 0)
 
-        let (status, metrics) = try await FixtureAPI.get(fixture.url, "/metrics")
-        #expect(status == 200)
+        // The gateway finishes its side of a connection a moment after the client has exited.
+        var (status, metrics) = (UInt(0), "")
         func value(_ line: String) -> Double? {
             metrics.split(separator: "\n").first { $0.hasPrefix(line + " ") }.flatMap { Double($0.split(separator: " ").last!) }
         }
+        _ = await waitForAsync(timeout: 10) {
+            (status, metrics) = (try? await FixtureAPI.get(fixture.url, "/metrics")) ?? (0, "")
+            return value(#"flare_gateway_open_connections{purpose="ssh"}"#) == 0
+        }
+        #expect(status == 200)
         #expect((value(#"flare_gateway_relayed_bytes_total{direction="from_agent"}"#) ?? 0) >= 100_000, "\(metrics)")
         #expect((value(#"flare_gateway_relayed_bytes_total{direction="to_agent"}"#) ?? 0) > 0)
         #expect(value(#"flare_gateway_authorization_failures_total{reason="token_malformed"}"#) == 1)
@@ -114,9 +127,7 @@ struct GatewayTests {
     }
 
     @Test func portForwardReachesAPortInTheSession() async throws {
-        let fixture = try ServerFixture()
-        try fixture.signUpWithTemplate()
-        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let fixture = try ServerFixture.withRunningSession()
         // Under the host runtime the session shares this machine's loopback.
         let site = fixture.directory.path("site")
         try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)

@@ -5,11 +5,9 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct TerminalTests {
     @Test func browserTerminalFollowsResizesAndComesBackAfterAReconnect() async throws {
-        let fixture = try ServerFixture()
-        try fixture.signUpWithTemplate()
-        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let fixture = try ServerFixture.withRunningSession()
         let api = try FixtureAPI(fixture)
-        let session = try EndToEndTests().sessionId(fixture)
+        let session = try fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
 
         let first = TerminalBox()
@@ -56,11 +54,9 @@ struct TerminalTests {
     }
 
     @Test func revokingCutsATerminalAndEndsItsShell() async throws {
-        let fixture = try ServerFixture()
-        try fixture.signUpWithTemplate()
-        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let fixture = try ServerFixture.withRunningSession()
         let api = try FixtureAPI(fixture)
-        let session = try EndToEndTests().sessionId(fixture)
+        let session = try fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
         let box = TerminalBox()
         let close = try await TerminalDriver.run(gateway: fixture.url, session: session, token: token) { terminal in
@@ -85,11 +81,9 @@ struct TerminalTests {
     }
 
     @Test func anSSHTokenCannotOpenATerminal() async throws {
-        let fixture = try ServerFixture()
-        try fixture.signUpWithTemplate()
-        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let fixture = try ServerFixture.withRunningSession()
         let api = try FixtureAPI(fixture)
-        let session = try EndToEndTests().sessionId(fixture)
+        let session = try fixture.sessionId()
         let sshToken = try await api.runtimeToken(session: session, purpose: .ssh)
         let (status, body) = try await FixtureAPI.get(fixture.url, "/gateway/terminal/\(session)?token=\(sshToken)")
         #expect(status == 403)

@@ -3,6 +3,7 @@ import FlareHTTP
 import Gateway
 import Foundation
 import Hummingbird
+import NIOCore
 import HummingbirdWebSocket
 
 /// Per-request context: Hummingbird's core storage, the WebSocket upgrade slot, and whoever
@@ -12,6 +13,7 @@ public struct FlareRequestContext: RequestContext, WebSocketRequestContext, Gate
     public let webSocket: WebSocketHandlerReference<FlareRequestContext>
     /// What the gateway's upgrade check found, for the upgraded handler.
     public let gatewayAuthorization = GatewayAuthorizationBox()
+    public let connectionChannel: any Channel
     /// The signed-in user (set by ``UserAuthMiddleware``).
     var user: UserRecord?
     /// The access token's hash, for logout.
@@ -24,6 +26,7 @@ public struct FlareRequestContext: RequestContext, WebSocketRequestContext, Gate
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        connectionChannel = source.channel
         webSocket = .init()
     }
 

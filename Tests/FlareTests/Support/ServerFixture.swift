@@ -1,3 +1,4 @@
+import FlareContracts
 import Foundation
 
 /// A real `flare-server` on a free port with its own data directory, and a `flare` CLI with its
@@ -68,6 +69,21 @@ final class ServerFixture: @unchecked Sendable {
             let result = try flare(command)
             guard result.status == 0 else { throw FixtureError("\(command) failed: \(result.stderr)") }
         }
+    }
+
+    /// A fixture with a user, a template and a running session `dev`.
+    static func withRunningSession(arguments: [String] = []) throws -> ServerFixture {
+        let fixture = try ServerFixture(arguments: arguments)
+        try fixture.signUpWithTemplate()
+        let up = try fixture.flare(["session", "up", "dev", "--template", "base"])
+        guard up.status == 0 else { throw FixtureError("session up failed: \(up.stderr)") }
+        return fixture
+    }
+
+    /// The id of the session named `name`.
+    func sessionId(_ name: String = "dev") throws -> String {
+        let json = try flare(["session", "get", name, "--json"]).stdout
+        return try FlareJSON.decoder().decode(SessionInfo.self, from: Data(json.utf8)).id
     }
 
     deinit {
