@@ -43,28 +43,12 @@ extension Flare {
                 throw CLIError("cannot reach the gateway at \(gateway) (\(error)); is flare-server (or flare-gateway) "
                     + "running? Set it with --url, FLARE_URL or FLARE_GATEWAY_URL.")
             }
-            let close = try await relayStdio(over: connection)
-            if let close, close.code != .normalClosure {
-                throw CLIError(GatewayRefusal.explain(close, session: info.name))
-            }
-        }
-
-        /// Copies stdin to the gateway and the gateway's bytes to stdout until either ends.
-        private func relayStdio(over connection: GatewayConnection) async throws -> GatewayConnection.Close? {
-            // Large reads mean few, large WebSocket frames: per-frame costs dominate bulk transfers.
             // ssh's pipes to us hold 64 KiB by default; 1 MiB lets each read take more.
             _ = flare_set_pipe_size(0, 1 << 20)
             _ = flare_set_pipe_size(1, 1 << 20)
-            let stdio = try await NIOPipeBootstrap(group: NIOSingletons.posixEventLoopGroup)
-                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
-                    minimum: 16 * 1024, initial: 64 * 1024, maximum: 512 * 1024))
-                .takingOwnershipOfDescriptors(input: dup(0), output: dup(1)) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
-                }
-            return try await stdio.executeThenClose { input, output in
-                try await connection.relay(input: input, output: output)
+            let close = try await connection.relayStandardIO()
+            if let close, close.code != .normalClosure {
+                throw CLIError(GatewayRefusal.explain(close, session: info.name))
             }
         }
     }

@@ -7,11 +7,11 @@ import NIOPosix
 import NIOWebSocket
 
 /// The CLI's WebSocket client for `/gateway/ssh`: NIO's upgrade and frame decoder, with frames
-/// written and masked here a 64-bit word at a time.
+/// written and masked here a 64-bit word at a time, and stdio glued to the socket inside NIO.
 ///
-/// A general WebSocket client masks one byte per loop iteration on the proxy's one event-loop
-/// thread, which made `ssh-proxy` the slowest stage of an upload. Frames from the gateway come
-/// unmasked and go through NIO's decoder as usual.
+/// A general WebSocket client masks one byte per loop iteration and moves every chunk through an
+/// async task, which made `ssh-proxy` the slowest stage of an upload. Here both channels share one
+/// event loop and hand bytes to each other directly, with backpressure by pausing reads.
 struct GatewayConnection {
     /// Why the gateway did not upgrade (its JSON error is fetched separately for the message).
     struct Refused: Error {}
@@ -22,10 +22,11 @@ struct GatewayConnection {
         var reason: String
     }
 
-    let channel: NIOAsyncChannel<WebSocketFrame, ByteBuffer>
+    let socket: any Channel
+    fileprivate let frames: SocketSide
 
     fileprivate enum Upgrade: Sendable {
-        case upgraded(NIOAsyncChannel<WebSocketFrame, ByteBuffer>)
+        case upgraded(any Channel, SocketSide)
         case refused
     }
 
@@ -62,51 +63,30 @@ struct GatewayConnection {
                 }
             }
         switch try await upgrade.get() {
-        case .upgraded(let channel): return GatewayConnection(channel: channel)
+        case .upgraded(let channel, let frames): return GatewayConnection(socket: channel, frames: frames)
         case .refused: throw Refused()
         }
     }
 
-    /// Relays `input` to binary frames and binary frames to `output` until either side ends;
-    /// returns the gateway's close frame, if it sent one.
-    func relay(input: NIOAsyncChannelInboundStream<ByteBuffer>, output: NIOAsyncChannelOutboundWriter<ByteBuffer>)
-        async throws -> Close?
-    {
-        try await channel.executeThenClose { frames, writer in
-            try await withThrowingTaskGroup(of: Close?.self) { group in
-                group.addTask {
-                    for try await var bytes in input {
-                        try await writer.write(contentsOf: Self.frame(.binary, &bytes))
-                    }
-                    return nil
+    /// Relays stdin to binary frames and binary frames to stdout until either side ends; returns
+    /// the gateway's close frame, if it sent one.
+    func relayStandardIO() async throws -> Close? {
+        let socket = self.socket
+        let frames = self.frames
+        let pipe = try await NIOPipeBootstrap(group: socket.eventLoop)
+            // Large reads mean few, large WebSocket frames: per-frame costs dominate bulk transfers.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 16 * 1024, initial: 64 * 1024, maximum: 512 * 1024))
+            .channelInitializer { pipe in
+                pipe.eventLoop.makeCompletedFuture {
+                    try pipe.pipeline.syncOperations.addHandler(StandardIOSide(socket: socket))
                 }
-                group.addTask {
-                    for try await frame in frames {
-                        switch frame.opcode {
-                        case .binary, .continuation:
-                            try await output.write(frame.unmaskedData)
-                        case .ping:
-                            var payload = frame.unmaskedData
-                            try await writer.write(contentsOf: Self.frame(.pong, &payload))
-                        case .connectionClose:
-                            var data = frame.unmaskedData
-                            let code = data.readWebSocketErrorCode() ?? .normalClosure
-                            let reason = data.readString(length: data.readableBytes) ?? ""
-                            var reply = ByteBuffer()
-                            reply.write(webSocketErrorCode: .normalClosure)
-                            try? await writer.write(contentsOf: Self.frame(.connectionClose, &reply))
-                            return Close(code: code, reason: reason)
-                        default:
-                            continue
-                        }
-                    }
-                    return nil
-                }
-                let first = try await group.next() ?? nil
-                group.cancelAll()
-                return first
             }
-        }
+            .takingOwnershipOfDescriptors(input: dup(0), output: dup(1)).get()
+        try await socket.eventLoop.submit { frames.attach(pipe) }.get()
+        try? await socket.closeFuture.get()
+        try? await pipe.closeFuture.get()
+        return try await socket.eventLoop.submit { frames.close }.get()
     }
 
     /// A masked client frame: header, then `payload` masked in place (RFC 6455 §5.2).
@@ -158,9 +138,107 @@ private struct RawFrameUpgrader: NIOTypedHTTPClientProtocolUpgrader {
 
     func upgrade(channel: any Channel, upgradeResponse: HTTPResponseHead) -> EventLoopFuture<UpgradeResult> {
         channel.eventLoop.makeCompletedFuture {
+            let frames = SocketSide()
             try channel.pipeline.syncOperations.addHandler(
                 ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)))
-            return .upgraded(try NIOAsyncChannel(wrappingChannelSynchronously: channel))
+            try channel.pipeline.syncOperations.addHandler(frames)
+            return .upgraded(channel, frames)
         }
+    }
+}
+
+/// On the socket: frames from the gateway to stdout; pings answered, the close frame kept.
+/// Runs on the socket's event loop only.
+final class SocketSide: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+
+    private var pipe: (any Channel)?
+    /// Data that arrived before stdout was ready (the agent's banner, right after the upgrade).
+    private var pending: [ByteBuffer] = []
+    private var lastWrite: EventLoopFuture<Void>?
+    private(set) var close: GatewayConnection.Close?
+
+    func attach(_ pipe: any Channel) {
+        self.pipe = pipe
+        for bytes in pending { lastWrite = pipe.write(bytes) }
+        pending.removeAll()
+        pipe.flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .continuation:
+            if let pipe { lastWrite = pipe.write(frame.unmaskedData) } else { pending.append(frame.unmaskedData) }
+        case .ping:
+            var payload = frame.unmaskedData
+            for part in GatewayConnection.frame(.pong, &payload) { context.channel.write(part, promise: nil) }
+            context.channel.flush()
+        case .connectionClose:
+            // The first close frame says why; anything after it is the server finishing up.
+            guard close == nil else { return }
+            var data = frame.unmaskedData
+            close = GatewayConnection.Close(code: data.readWebSocketErrorCode() ?? .normalClosure,
+                                            reason: data.readString(length: data.readableBytes) ?? "")
+            var reply = ByteBuffer()
+            reply.write(webSocketErrorCode: .normalClosure)
+            let channel = context.channel
+            for part in GatewayConnection.frame(.connectionClose, &reply) { channel.write(part, promise: nil) }
+            channel.writeAndFlush(ByteBuffer()).whenComplete { _ in channel.close(promise: nil) }
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard let pipe else { return }
+        pipe.flush()
+        // stdout is full: stop reading the socket until it drains (StandardIOSide resumes it).
+        if !pipe.isWritable { try? context.channel.syncOptions?.setOption(.autoRead, value: false) }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        try? pipe?.syncOptions?.setOption(.autoRead, value: context.channel.isWritable)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        guard let pipe else { return }
+        // Everything received reaches stdout before it closes.
+        pipe.flush()
+        (lastWrite ?? pipe.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in pipe.close(promise: nil) }
+    }
+}
+
+/// On stdin/stdout: stdin to masked binary frames on the socket.
+private final class StandardIOSide: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let socket: any Channel
+
+    init(socket: any Channel) {
+        self.socket = socket
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        for part in GatewayConnection.frame(.binary, &bytes) { socket.write(part, promise: nil) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        socket.flush()
+        // The socket is full: stop reading stdin until it drains (SocketSide resumes it).
+        if !socket.isWritable { try? context.channel.syncOptions?.setOption(.autoRead, value: false) }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        try? socket.syncOptions?.setOption(.autoRead, value: context.channel.isWritable)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // stdin ended (ssh is done): say goodbye, then hang up.
+        var goodbye = ByteBuffer()
+        goodbye.write(webSocketErrorCode: .normalClosure)
+        let socket = self.socket
+        for part in GatewayConnection.frame(.connectionClose, &goodbye) { socket.write(part, promise: nil) }
+        socket.writeAndFlush(ByteBuffer()).whenComplete { _ in socket.close(promise: nil) }
     }
 }

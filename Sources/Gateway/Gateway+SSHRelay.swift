@@ -14,10 +14,10 @@ extension Gateway {
     /// Each direction waits for the other side to take data before reading more, so a slow reader
     /// holds the agent back instead of filling the gateway's memory.
     func relay(_ authorized: GatewayAuthorization, inbound: WebSocketInboundStream,
-               outbound: WebSocketOutboundWriter, logger: Logger) async throws {
+               outbound: WebSocketOutboundWriter, eventLoop: any EventLoop, logger: Logger) async throws {
         let agent: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
-            agent = try await Self.connect(to: authorized.session.endpoint)
+            agent = try await Self.connect(to: authorized.session.endpoint, on: eventLoop)
         } catch {
             logger.warning("agent unreachable", metadata: ["session.id": "\(authorized.claims.sessionId)",
                                                            "error": "\(error)"])
@@ -67,9 +67,12 @@ extension Gateway {
         }
     }
 
-    static func connect(to endpoint: AgentEndpoint) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+    /// Connects on the client connection's event loop, so relayed bytes never cross threads in NIO.
+    static func connect(to endpoint: AgentEndpoint, on eventLoop: any EventLoop) async throws
+        -> NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    {
         guard case .unix(let path) = endpoint else { throw ChannelError.connectPending }
-        return try await ClientBootstrap(group: NIOSingletons.posixEventLoopGroup)
+        return try await ClientBootstrap(group: eventLoop)
             // Small first reads keep idle connections cheap (a buffer is allocated per read); bulk
             // transfers grow reads to 512 KiB within two reads (NIO's default stops at 64 KiB, which
             // costs bulk transfers many wakeups).

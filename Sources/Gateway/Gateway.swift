@@ -55,7 +55,8 @@ public struct Gateway: Sendable {
             // (NIO's default stops at 64 KiB, so frames were reassembled from many reads).
             try? await context.requestContext.connectionChannel.setOption(
                 .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 512 * 1024))
-            try await self.relay(authorized, inbound: inbound, outbound: outbound, logger: context.logger)
+            try await self.relay(authorized, inbound: inbound, outbound: outbound,
+                                 eventLoop: context.requestContext.connectionChannel.eventLoop, logger: context.logger)
         }
         guard let terminals else { return }
         router.ws("/gateway/terminal/{session}") { request, context in
