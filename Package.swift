@@ -93,6 +93,8 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "Snapshot", "FlareContracts", "FlareHTTP", "Gateway",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

@@ -31,7 +31,16 @@ public struct SnapshotRestorer: Sendable {
         free(realRoot)
         let top = SnapshotPaths.topLevel(persistedPaths)
         let allowed = top.compactMap { SnapshotPaths.components(ofEntry: SnapshotPaths.relative($0)) }
-        let staging = (base == "/" ? "" : base) + "/.flare-restore-\(UInt32.random(in: .min ... .max))"
+        // Staged next to the persisted paths (their deepest common parent), so the final renames stay
+        // on one filesystem and an agent that may not write to `/` (a container's user) can restore.
+        var parent = allowed.first.map { Array($0.dropLast()) } ?? []
+        for parts in allowed.dropFirst() {
+            parent = Array(zip(parent, parts.dropLast()).prefix { $0 == $1 }.map(\.0))
+        }
+        let stagingParent = (base == "/" ? "" : base) + parent.map { "/" + $0 }.joined()
+        try? FileManager.default.createDirectory(atPath: stagingParent.isEmpty ? "/" : stagingParent,
+                                                 withIntermediateDirectories: true)
+        let staging = stagingParent + "/.flare-restore-\(UInt32.random(in: .min ... .max))"
         guard mkdir(staging, 0o700) == 0 else {
             throw SnapshotError(.io, "cannot create \(staging): \(String(cString: strerror(errno)))")
         }

@@ -23,8 +23,14 @@ struct FlareServer: AsyncParsableCommand {
     var host: String = "127.0.0.1"
     @Option(help: "Port to listen on; 0 picks a free one (env FLARE_PORT).")
     var port: Int = Int(ProcessInfo.processInfo.environment["FLARE_PORT"] ?? "") ?? 8787
-    @Option(help: "Session runtime: host.")
-    var runtime: String = "host"
+    @Option(help: "Session runtime: host (child processes) or docker (containers; see Scripts/docker-setup.sh).")
+    var runtime: String = ProcessInfo.processInfo.environment["FLARE_RUNTIME"] ?? "host"
+    @Option(help: "docker runtime: the agent bundle made by Scripts/agent-bundle.sh (default: <data-dir>/agent-bundle, made on start).")
+    var agentBundle: String?
+    @Option(help: "docker runtime: the image sessions run in.")
+    var dockerImage: String = "burstflare/session-base:latest"
+    @Option(help: "docker runtime: the containers' network mode.")
+    var dockerNetwork: String = "none"
     @Option(help: "The flare-agent binary (default: next to flare-server; env FLARE_AGENT_BIN).")
     var agentBinary: String?
     @Option(help: "Write the bound port to this file once listening.")
@@ -41,7 +47,7 @@ struct FlareServer: AsyncParsableCommand {
     var maxStorageMib: Int64 = 100 * 1024
 
     func validate() throws {
-        guard runtime == "host" else { throw ValidationError("--runtime must be 'host' (docker is not available yet)") }
+        guard runtime == "host" || runtime == "docker" else { throw ValidationError("--runtime must be 'host' or 'docker'") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
         guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost must be 4-31") }
         guard (1...3600).contains(agentHeartbeatSeconds) else {
@@ -66,6 +72,15 @@ struct FlareServer: AsyncParsableCommand {
         var configuration = ControlPlaneConfiguration(
             dataDirectory: URL(fileURLWithPath: dataDir).standardizedFileURL, agentExecutable: agent)
         configuration.host = host
+        if runtime == "docker" {
+            let dataURL = URL(fileURLWithPath: dataDir).standardizedFileURL
+            let bundle = agentBundle ?? dataURL.appendingPathComponent("agent-bundle").path
+            if agentBundle == nil { try ServerService.makeAgentBundle(agent: agent, at: bundle, executableDirectory: executableDirectory) }
+            var docker = DockerRuntimeDriver.Configuration(dataDirectory: dataURL, agentBundle: bundle)
+            docker.image = dockerImage
+            docker.networkMode = dockerNetwork
+            configuration.runtime = .docker(docker)
+        }
         configuration.port = port
         configuration.idleConnectionTimeout = .seconds(max(1, idleConnectionSeconds))
         configuration.bcryptCost = bcryptCost
@@ -91,5 +106,21 @@ struct ServerService: Service {
 
     func run() async throws {
         try await server.run(onListening: onListening)
+    }
+
+    /// Runs Scripts/agent-bundle.sh (found next to the package, or in the path) for `agent`.
+    static func makeAgentBundle(agent: String, at bundle: String, executableDirectory: URL) throws {
+        let candidates = [executableDirectory.appendingPathComponent("../../Scripts/agent-bundle.sh").path,
+                          executableDirectory.appendingPathComponent("../../../Scripts/agent-bundle.sh").path,
+                          "Scripts/agent-bundle.sh"]
+        guard let script = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw ValidationError("Scripts/agent-bundle.sh not found; pass --agent-bundle")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script, agent, bundle]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("making the agent bundle failed") }
     }
 }

@@ -22,6 +22,8 @@ extension ControlPlaneAPI {
                                           code: "digest_mismatch")
             }
             try blobs.ingest(temporary, digest: digest)
+            // Pinned against collection until the snapshot row refers to it.
+            defer { blobs.release(digest) }
             func header(_ name: String) -> Int64 { Int64(request.headers[.init(name)!] ?? "") ?? 0 }
             let snapshot = SnapshotRecord(
                 id: FlareID.make("snp"), sessionId: session.id, blobDigest: digest,

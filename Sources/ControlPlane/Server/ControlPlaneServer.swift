@@ -17,6 +17,13 @@ public struct ControlPlaneConfiguration: Sendable {
     public var port: Int = 8787
     /// The flare-agent binary the host runtime starts.
     public var agentExecutable: String
+    /// Where sessions run: `.host` (child processes) or `.docker(…)` (containers).
+    public var runtime: Runtime = .host
+
+    public enum Runtime: Sendable {
+        case host
+        case docker(DockerRuntimeDriver.Configuration)
+    }
     /// bcrypt cost for password hashes.
     public var bcryptCost: UInt8 = 11
     /// How long a starting agent has to report ready.
@@ -68,10 +75,19 @@ public final class ControlPlaneServer: Service, Sendable {
         store = try Store(path: configuration.dataDirectory.appendingPathComponent("flare.sqlite").path)
         let signingKey = try SigningKey.loadOrCreate(
             at: configuration.dataDirectory.appendingPathComponent("runtime-token-ed25519.key"))
-        driver = HostRuntimeDriver(dataDirectory: configuration.dataDirectory,
-                                   agentExecutable: configuration.agentExecutable, logger: logger)
         let url = listeningURL
-        lifecycle = SessionLifecycle(store: store, driver: driver, controlPlaneURL: { url.value },
+        let agentURL: @Sendable () -> String
+        switch configuration.runtime {
+        case .host:
+            driver = HostRuntimeDriver(dataDirectory: configuration.dataDirectory,
+                                       agentExecutable: configuration.agentExecutable, logger: logger)
+            agentURL = { url.value }
+        case .docker(let docker):
+            driver = DockerRuntimeDriver(configuration: docker, logger: logger)
+            // Containers have no network: agents dial home over the Unix socket mounted into them.
+            agentURL = { DockerRuntimeDriver.controlPlaneURL }
+        }
+        lifecycle = SessionLifecycle(store: store, driver: driver, controlPlaneURL: agentURL,
                                      readyTimeout: configuration.readyTimeout, stopGrace: configuration.stopGrace,
                                      logger: logger)
         metrics = MetricsEndpoint()
@@ -153,8 +169,29 @@ public final class ControlPlaneServer: Service, Sendable {
         try await runApplication(makeApplication(onListening: onListening))
     }
 
+    /// The agent API on a Unix socket (`<data>/control/agent.sock`), for agents in containers
+    /// without a network. Same router; every route still needs its token.
+    func makeAgentSocketApplication() throws -> some ApplicationProtocol {
+        let directory = configuration.dataDirectory.appendingPathComponent("control")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        chmod(directory.path, 0o755)
+        let path = directory.appendingPathComponent("agent.sock").path
+        unlink(path)
+        return Application(
+            router: makeRouter(),
+            configuration: .init(address: .unixDomainSocket(path: path), serverName: "flare-server"),
+            onServerRunning: { _ in
+                // Agents run as the image's user, not the server's.
+                chmod(path, 0o666)
+            },
+            logger: logger)
+    }
+
     private func runApplication(_ application: some ApplicationProtocol) async throws {
+        if let docker = driver as? DockerRuntimeDriver { try await docker.check() }
+        let agentSocket = try makeAgentSocketApplication()
         try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await agentSocket.runService() }
             group.addTask {
                 for await event in self.driver.events {
                     switch event {

@@ -42,8 +42,8 @@ struct ReconcileService: Service {
                 try await store.deleteSnapshots(sessionId: session.id)
             }
         }
-        let referenced = try await store.referencedBlobDigests()
-        let removed = blobs.collectGarbage(keeping: referenced)
+        let store = self.store
+        let removed = try await blobs.collectGarbage { try await store.referencedBlobDigests() }
         if removed > 0 { logger.info("removed unreferenced blobs", metadata: ["blobs.removed": "\(removed)"]) }
     }
 

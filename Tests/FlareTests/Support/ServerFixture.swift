@@ -90,5 +90,10 @@ final class ServerFixture: @unchecked Sendable {
         server.stop()
         // The host runtime's agents are the server's children and outlive it by design; end them.
         _ = try? TestProcess.run(["pkill", "-f", "--", "--state-dir \(directory.path("data"))"])
+        // The docker runtime's containers likewise.
+        if extraArguments.contains("docker") {
+            _ = try? TestProcess.run(["sh", "-c", "docker rm -f $(docker ps -aq --filter "
+                + "label=burstflare.data=\(directory.path("data"))) >/dev/null 2>&1"])
+        }
     }
 }

@@ -1,0 +1,154 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// The few Docker Engine API calls the docker runtime needs, over the engine's Unix socket (HTTP,
+/// no `docker` CLI).
+struct DockerEngine: Sendable {
+    /// `http+unix://…` for the socket, with the API version the calls are written against.
+    let baseURL: String
+    let client: HTTPClient
+
+    init(socketPath: String = "/var/run/docker.sock", client: HTTPClient = .shared) {
+        let encoded = socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? socketPath
+        baseURL = "http+unix://\(encoded)/v1.41"
+        self.client = client
+    }
+
+    struct ContainerConfig: Encodable {
+        var Image: String
+        var Cmd: [String]
+        var Env: [String]
+        var Labels: [String: String]
+        var User: String?
+        var WorkingDir: String?
+        var HostConfig: HostConfig
+    }
+
+    struct HostConfig: Encodable {
+        var Binds: [String]
+        var NetworkMode: String
+        var Memory: Int64?
+        var NanoCpus: Int64?
+        var PidsLimit: Int64?
+    }
+
+    struct ContainerState: Decodable {
+        var Status: String
+        var Running: Bool
+        var Pid: Int32
+        var ExitCode: Int32
+        var OOMKilled: Bool
+        var Error: String?
+    }
+
+    struct ContainerInspect: Decodable {
+        var Id: String
+        var State: ContainerState
+        var Config: InspectConfig
+
+        struct InspectConfig: Decodable {
+            var Labels: [String: String]?
+        }
+    }
+
+    struct ContainerSummary: Decodable {
+        var Id: String
+        var Names: [String]
+        var Labels: [String: String]
+        var State: String
+    }
+
+    /// Creates a container named `name`; returns its id.
+    func create(name: String, _ config: ContainerConfig) async throws -> String {
+        struct Created: Decodable { var Id: String }
+        let data = try await send(.POST, "/containers/create?name=\(name)", body: try JSONEncoder().encode(config))
+        return try JSONDecoder().decode(Created.self, from: data).Id
+    }
+
+    func start(_ container: String) async throws {
+        _ = try await send(.POST, "/containers/\(container)/start", accepting: [204, 304])
+    }
+
+    /// SIGTERM, then SIGKILL after `seconds` (the engine's own stop).
+    func stop(_ container: String, seconds: Int) async throws {
+        _ = try await send(.POST, "/containers/\(container)/stop?t=\(seconds)", accepting: [204, 304],
+                           timeout: .seconds(Int64(seconds) + 30))
+    }
+
+    func kill(_ container: String) async throws {
+        _ = try await send(.POST, "/containers/\(container)/kill", accepting: [204, 409])
+    }
+
+    func remove(_ container: String) async throws {
+        _ = try await send(.DELETE, "/containers/\(container)?force=true&v=true", accepting: [204, 404])
+    }
+
+    /// Nil when there is no such container.
+    func inspect(_ container: String) async throws -> ContainerInspect? {
+        do {
+            return try JSONDecoder().decode(ContainerInspect.self, from: try await send(.GET, "/containers/\(container)/json"))
+        } catch let error as DockerEngineError where error.status == 404 {
+            return nil
+        }
+    }
+
+    /// Containers (running or not) carrying `label`.
+    func containers(label: String) async throws -> [ContainerSummary] {
+        let filters = #"{"label":["\#(label)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        return try JSONDecoder().decode([ContainerSummary].self,
+                                        from: try await send(.GET, "/containers/json?all=true&filters=\(filters)"))
+    }
+
+    /// The container's output (stdout and stderr), the last `tail` lines, as text.
+    func logs(_ container: String, tail: Int = 200) async throws -> String {
+        var data = try await send(.GET, "/containers/\(container)/logs?stdout=true&stderr=true&tail=\(tail)")
+        // Without a TTY the stream is multiplexed: 8-byte headers (stream, 0, 0, 0, size32) per chunk.
+        var text = Data()
+        while data.count >= 8 {
+            let size = data.dropFirst(4).prefix(4).reduce(0) { $0 << 8 | Int($1) }
+            text.append(data.dropFirst(8).prefix(size))
+            data = Data(data.dropFirst(8 + size))
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    func ping() async throws {
+        _ = try await send(.GET, "/_ping")
+    }
+
+    private func send(_ method: HTTPMethod, _ path: String, body: Data? = nil, accepting: Set<UInt> = [200, 201, 204],
+                      timeout: TimeAmount = .seconds(60)) async throws -> Data {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        // The engine wants a Host header, which a request over a Unix socket does not get by itself.
+        request.headers.add(name: "Host", value: "docker")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: body))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: timeout)
+        } catch {
+            throw DockerEngineError(status: 0, message: "the Docker engine is not reachable (\(error)); is dockerd running? "
+                + "Scripts/docker-setup.sh starts one")
+        }
+        let data = Data(buffer: try await response.body.collect(upTo: 16 << 20))
+        guard accepting.contains(response.status.code) else {
+            struct Message: Decodable { var message: String }
+            let message = (try? JSONDecoder().decode(Message.self, from: data))?.message
+                ?? String(decoding: data.prefix(300), as: UTF8.self)
+            throw DockerEngineError(status: response.status.code, message: message)
+        }
+        return data
+    }
+}
+
+struct DockerEngineError: Error, CustomStringConvertible {
+    let status: UInt
+    let message: String
+    var description: String { status == 0 ? message : "Docker engine: \(message) (HTTP \(status))" }
+}

@@ -1,0 +1,111 @@
+import FlareContracts
+import Foundation
+import Testing
+
+/// Sessions as Docker containers (`flare-server --runtime docker`), end to end with OpenSSH. The
+/// test command (Scripts/test.sh) starts dockerd and builds burstflare/session-base first.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct DockerRuntimeTests {
+    static let arguments = ["--runtime", "docker"]
+    static let manifest = #"{"image":"burstflare/session-base","persistedPaths":["/home/flare/work"]}"#
+
+    func dockerSession() throws -> ServerFixture {
+        let fixture = try ServerFixture(arguments: Self.arguments)
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        let up = try fixture.flare(["session", "up", "dev", "--template", "base"])
+        guard up.status == 0 else { throw FixtureError("session up failed: \(up.stderr) \(fixture.server.output)") }
+        return fixture
+    }
+
+    @Test func theShellRunsAsFlareInAContainerWithOnlyLoopback() throws {
+        let fixture = try dockerSession()
+        let result = try fixture.flare(["ssh", "dev", "--", "id -un; ls /sys/class/net; cat /etc/debian_version; exit 5"])
+        #expect(result.status == 5, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "flare")
+        #expect(lines.dropFirst().first == "lo")
+        #expect(lines.count == 3, "only lo: \(lines)")
+        #expect(lines.last?.hasPrefix("12.") == true, "Debian bookworm: \(lines)")
+        let container = try TestProcess.run(["docker", "inspect", "-f", "{{.HostConfig.NetworkMode}} {{.State.Running}}",
+                                             "flare-\(try fixture.sessionId())"])
+        #expect(container.stdout == "none true\n")
+    }
+
+    @Test func bytesPTYsAndFileToolsWorkAsUnderTheHostRuntime() throws {
+        let fixture = try dockerSession()
+        let flare = TestProcess.binary("flare")
+        let pty = try TestProcess.run(
+            ["script", "-qec", "stty cols 101 rows 33; '\(flare)' ssh dev -t -- 'tty; stty size'", "/dev/null"],
+            environment: fixture.environment)
+        #expect(pty.stdout.contains("/dev/pts/"), "\(pty.stdout) \(pty.stderr)")
+        #expect(pty.stdout.contains("33 101"))
+
+        var rng = SystemRandomNumberGenerator()
+        let payload = Data((0..<3_000_000).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        let remote = try TestProcess.run([flare, "ssh", "dev", "--", "sha256sum"], environment: fixture.environment,
+                                         stdin: payload)
+        let local = try TestProcess.run(["sha256sum"], stdin: payload)
+        #expect(remote.stdout.prefix(64) == local.stdout.prefix(64))
+
+        // scp, sftp and rsync through `flare config-ssh` and plain OpenSSH.
+        let config = fixture.directory.path("ssh_config")
+        #expect(try fixture.flare(["config-ssh", "--ssh-config", config]).status == 0)
+        let file = fixture.directory.path("upload.bin")
+        try payload.write(to: URL(fileURLWithPath: file))
+        let ssh = ["-F", config, "-o", "BatchMode=yes"]
+        #expect(try TestProcess.run(["scp"] + ssh + [file, "dev.flare:/home/flare/work/up.bin"],
+                                    environment: fixture.environment).status == 0)
+        let back = fixture.directory.path("back.bin")
+        let sftp = try TestProcess.run(["sftp"] + ssh + ["-b", "-", "dev.flare"], environment: fixture.environment,
+                                       stdin: Data("get /home/flare/work/up.bin \(back)\n".utf8))
+        #expect(sftp.status == 0, "\(sftp.stderr)")
+        #expect(FileManager.default.contents(atPath: back) == payload)
+        let tree = fixture.directory.path("tree")
+        try FileManager.default.createDirectory(atPath: tree + "/sub", withIntermediateDirectories: true)
+        try "one\n".write(toFile: tree + "/sub/one.txt", atomically: true, encoding: .utf8)
+        let rsync = try TestProcess.run(["rsync", "-a", "-e", "ssh " + ssh.joined(separator: " "), tree + "/",
+                                         "dev.flare:/home/flare/work/tree/"], environment: fixture.environment)
+        #expect(rsync.status == 0, "\(rsync.stderr)")
+        #expect(try fixture.flare(["ssh", "dev", "--", "cat ~/work/tree/sub/one.txt"]).stdout == "one\n")
+    }
+
+    @Test func persistedFilesSurviveStopAndStartInANewContainer() throws {
+        let fixture = try dockerSession()
+        let first = try fixture.flare(["ssh", "dev", "--", "echo kept > ~/work/note; echo gone > ~/scratch; hostname"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        let stopped = try TestProcess.run(["docker", "ps", "-q", "--filter", "name=flare-\(try fixture.sessionId())"])
+        #expect(stopped.stdout.isEmpty, "no container runs for a sleeping session")
+
+        let second = try fixture.flare(["ssh", "dev", "--", "cat ~/work/note; cat ~/scratch 2>/dev/null || echo no-scratch; hostname"])
+        let lines = second.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.prefix(2) == ["kept", "no-scratch"], "\(second.stdout) \(second.stderr)")
+        #expect(lines.last != first.stdout.split(separator: "\n").last.map(String.init), "a different container")
+    }
+
+    @Test func aContainerKilledFromOutsideFailsTheSessionAndStartRecoversTheLatestSnapshot() throws {
+        let fixture = try dockerSession()
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo saved > ~/work/state"]).status == 0)
+        #expect(try fixture.flare(["snapshot", "save", "dev"]).status == 0)
+        let id = try fixture.sessionId()
+        #expect(try TestProcess.run(["docker", "kill", "flare-\(id)"]).status == 0)
+        let failed = waitFor(timeout: 15) {
+            (try? fixture.flare(["session", "get", "dev", "--json"]).stdout).flatMap {
+                try? FlareJSON.decoder().decode(SessionInfo.self, from: Data($0.utf8))
+            }?.state == .failed
+        }
+        #expect(failed)
+        #expect(try fixture.flare(["session", "get", "dev"]).stdout.contains("killed by signal 9"))
+        #expect(try fixture.flare(["session", "start", "dev"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "cat ~/work/state"]).stdout == "saved\n")
+    }
+
+    @Test func aRestartedServerAdoptsItsRunningContainers() throws {
+        let fixture = try dockerSession()
+        let before = try fixture.flare(["ssh", "dev", "--", "hostname"]).stdout
+        try fixture.crashAndRestart()
+        let after = try fixture.flare(["ssh", "dev", "--", "hostname"])
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(after.stdout == before, "the same container, adopted")
+    }
+}
