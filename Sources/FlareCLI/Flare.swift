@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareContracts
 import Foundation
 
 /// `flare`: the BurstFlare command line.
@@ -65,8 +66,8 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 
 /// Prints a value as pretty JSON.
 func printJSON(_ value: some Encodable) throws {
-    let encoder = JSONEncoder()
-    encoder.dateEncodingStrategy = .iso8601
+    // The API's own date format (ISO 8601 with milliseconds), so scripts can time transitions.
+    let encoder = FlareJSON.encoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
