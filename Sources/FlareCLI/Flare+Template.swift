@@ -29,12 +29,17 @@ extension Flare.Template {
 
     struct Upload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a version to a template from a JSON manifest.",
+            abstract: "Add a version to a template from a JSON manifest (built into an image under docker).",
             discussion: """
-                The manifest: {"image": "debian:bookworm", "persistedPaths": ["/home/flare"],
+                The manifest: {"image": "burstflare/session-base", "packages": ["jq"],
+                "setup": "echo built > /etc/motd", "persistedPaths": ["/home/flare"],
+                "resources": {"memoryMB": 2048, "cpus": 2, "pids": 1024},
                 "idleTimeoutSeconds": 1800, "sleepTtlSeconds": 604800, "env": {"EDITOR": "vim"}}
 
-                Example: flare template upload base --version 1 --manifest manifest.json
+                Under the docker runtime the version is built (packages, then setup as root); --wait
+                follows the build log and fails if the build does.
+
+                Example: flare template upload base --version 2 --manifest manifest.json --wait
                 """)
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Template name or id.")
@@ -43,6 +48,8 @@ extension Flare.Template {
         var version: String
         @Option(help: "Path of the manifest JSON file.")
         var manifest: String
+        @Flag(help: "Follow the image build and exit non-zero if it fails.")
+        var wait = false
 
         func run() async throws {
             guard let text = FileManager.default.contents(atPath: manifest) else {
@@ -55,9 +62,29 @@ extension Flare.Template {
                 throw CLIError("\(manifest) is not valid JSON")
             }
             let body = try JSONSerialization.data(withJSONObject: ["version": version, "manifest": object])
-            let created: TemplateVersionInfo = try await global.authenticatedClient()
-                .post("/api/templates/\(escaped(template))/versions", json: body)
-            print("Added version \(created.version) to \(template). Promote it with `flare template promote \(template) \(created.version)`.")
+            let client = try global.authenticatedClient()
+            let created: TemplateVersionInfo = try await client.post("/api/templates/\(escaped(template))/versions",
+                                                                     json: body)
+            let state = created.build?.state ?? .notNeeded
+            guard state != .notNeeded else {
+                print("Added version \(created.version) to \(template). Promote it with `flare template promote \(template) \(created.version)`.")
+                return
+            }
+            guard wait else {
+                print("Added version \(created.version) to \(template); its image is building. "
+                    + "Follow it with `flare build log \(template)@\(created.version) --follow`.")
+                return
+            }
+            printStatus("building \(template)@\(created.version)…")
+            try await BuildLog.follow(client: client, template: template, version: created.version,
+                                      output: FileHandle.standardError)
+            let built = try await BuildLog.version(client: client, template: template, version: created.version)
+            guard let build = built.build, build.state.isUsable else {
+                throw CLIError("the build of \(template)@\(created.version) failed after \(built.build?.attempts ?? 0) "
+                    + "attempt(s): \(built.build?.error ?? "unknown error"); see `flare build log \(template)@\(created.version)`")
+            }
+            print("Built \(template)@\(created.version) (\(build.image ?? "")). "
+                + "Promote it with `flare template promote \(template) \(created.version)`.")
         }
     }
 
@@ -87,7 +114,11 @@ extension Flare.Template {
             let templates: [TemplateInfo] = try await global.authenticatedClient().get("/api/templates")
             if output.json { return try printJSON(templates) }
             printTable(["NAME", "ACTIVE", "VERSIONS", "ID"], templates.map {
-                [$0.name, $0.activeVersion?.version ?? "-", $0.versions.map(\.version).joined(separator: ","), $0.id]
+                [$0.name, $0.activeVersion?.version ?? "-",
+                 $0.versions.map { version in
+                     version.build.map { $0.state == .notNeeded ? version.version : "\(version.version) (\($0.state.rawValue))" }
+                         ?? version.version
+                 }.joined(separator: ", "), $0.id]
             })
         }
     }

@@ -12,16 +12,83 @@ public struct TemplateManifest: Codable, Sendable, Equatable {
     public var sleepTtlSeconds: Int
     /// Extra environment for every shell and command.
     public var env: [String: String]
+    /// Debian packages the docker runtime's build installs.
+    public var packages: [String]
+    /// A shell script the build runs as root after the packages.
+    public var setup: String?
+    /// Limits for each session's container (docker runtime).
+    public var resources: TemplateResources?
 
     public init(
         image: String, persistedPaths: [String] = [], idleTimeoutSeconds: Int = 1800,
-        sleepTtlSeconds: Int = 7 * 86400, env: [String: String] = [:]
+        sleepTtlSeconds: Int = 7 * 86400, env: [String: String] = [:], packages: [String] = [], setup: String? = nil,
+        resources: TemplateResources? = nil
     ) {
         self.image = image
         self.persistedPaths = persistedPaths
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.sleepTtlSeconds = sleepTtlSeconds
         self.env = env
+        self.packages = packages
+        self.setup = setup
+        self.resources = resources
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        image = try container.decode(String.self, forKey: .image)
+        persistedPaths = try container.decodeIfPresent([String].self, forKey: .persistedPaths) ?? []
+        idleTimeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? 1800
+        sleepTtlSeconds = try container.decodeIfPresent(Int.self, forKey: .sleepTtlSeconds) ?? 7 * 86400
+        env = try container.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
+        packages = try container.decodeIfPresent([String].self, forKey: .packages) ?? []
+        setup = try container.decodeIfPresent(String.self, forKey: .setup)
+        resources = try container.decodeIfPresent(TemplateResources.self, forKey: .resources)
+    }
+}
+
+/// A session container's limits.
+public struct TemplateResources: Codable, Sendable, Equatable {
+    public var memoryMB: Int?
+    public var cpus: Double?
+    public var pids: Int?
+
+    public init(memoryMB: Int? = nil, cpus: Double? = nil, pids: Int? = nil) {
+        self.memoryMB = memoryMB
+        self.cpus = cpus
+        self.pids = pids
+    }
+}
+
+/// Where a template version's image build stands (docker runtime).
+public enum TemplateBuildState: String, Codable, Sendable {
+    /// The host runtime runs no images: nothing to build.
+    case notNeeded = "not_needed"
+    case queued, building, succeeded, failed
+    /// Failed three times; it will not be retried.
+    case deadLettered = "dead_lettered"
+
+    /// Whether a session may run this version.
+    public var isUsable: Bool { self == .notNeeded || self == .succeeded }
+    public var isFinal: Bool { self == .notNeeded || self == .succeeded || self == .deadLettered }
+}
+
+/// A template version's build, as `flare template list` and `--wait` show it.
+public struct TemplateBuildInfo: Codable, Sendable, Equatable {
+    public var state: TemplateBuildState
+    public var attempts: Int
+    /// The built image's tag and id once it succeeded.
+    public var image: String?
+    public var imageId: String?
+    public var error: String?
+
+    public init(state: TemplateBuildState, attempts: Int, image: String? = nil, imageId: String? = nil,
+                error: String? = nil) {
+        self.state = state
+        self.attempts = attempts
+        self.image = image
+        self.imageId = imageId
+        self.error = error
     }
 }
 
@@ -55,15 +122,17 @@ public struct TemplateVersionInfo: Codable, Sendable, Equatable {
     public var manifest: TemplateManifest
     public var createdAt: Date
     public var promotedAt: Date?
+    public var build: TemplateBuildInfo?
 
     public init(id: String, templateId: String, version: String, manifest: TemplateManifest, createdAt: Date,
-                promotedAt: Date?) {
+                promotedAt: Date?, build: TemplateBuildInfo? = nil) {
         self.id = id
         self.templateId = templateId
         self.version = version
         self.manifest = manifest
         self.createdAt = createdAt
         self.promotedAt = promotedAt
+        self.build = build
     }
 }
 

@@ -100,6 +100,45 @@ struct DockerRuntimeTests {
         #expect(try fixture.flare(["ssh", "dev", "--", "cat ~/work/state"]).stdout == "saved\n")
     }
 
+    @Test func aVersionWithPackagesAndSetupIsBuiltAndItsSessionsRunTheImage() throws {
+        let fixture = try ServerFixture(arguments: Self.arguments)
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        let manifest = fixture.directory.path("jq.json")
+        try #"{"image":"burstflare/session-base","packages":["jq"],"setup":"echo set-up-as-$(id -un) > /etc/flare-setup","resources":{"memoryMB":768,"pids":300}}"#
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let upload = try fixture.flare(["template", "upload", "base", "--version", "2", "--manifest", manifest, "--wait"],
+                                       timeout: 300)
+        #expect(upload.status == 0, "\(upload.stderr)")
+        #expect(upload.stderr.contains("--no-install-recommends jq"), "the build log is followed: \(upload.stderr)")
+        #expect(try fixture.flare(["template", "promote", "base", "2"]).status == 0)
+        #expect(try fixture.flare(["session", "up", "jq", "--template", "base"]).status == 0)
+        let run = try fixture.flare(["ssh", "jq", "--", "jq --version; cat /etc/flare-setup; id -un"])
+        #expect(run.stdout == "jq-1.6\nset-up-as-root\nflare\n", "\(run.stderr)")
+        let limits = try TestProcess.run(["docker", "inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+                                          "flare-\(try fixture.sessionId("jq"))"])
+        #expect(limits.stdout == "\(768 << 20) 300\n")
+    }
+
+    @Test func aFailingSetupIsDeadLetteredWithItsLogAndCannotBePromoted() throws {
+        let fixture = try ServerFixture(arguments: Self.arguments)
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        let manifest = fixture.directory.path("bad.json")
+        try #"{"image":"burstflare/session-base","setup":"echo about-to-fail; exit 3"}"#
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let upload = try fixture.flare(["template", "upload", "base", "--version", "bad", "--manifest", manifest, "--wait"],
+                                       timeout: 300)
+        #expect(upload.status == 1)
+        #expect(upload.stderr.contains("failed after 3 attempt(s)"), "\(upload.stderr)")
+        let log = try fixture.flare(["build", "log", "base@bad"])
+        #expect(log.stdout.components(separatedBy: "about-to-fail").count - 1 == 3, "three attempts: \(log.stdout)")
+        #expect(log.stdout.contains("giving up after 3 attempts"))
+        #expect(try fixture.flare(["build", "log", "base@bad", "--follow"]).status == 1)
+        let promote = try fixture.flare(["template", "promote", "base", "bad"])
+        #expect(promote.status == 1)
+        #expect(promote.stderr.contains("has not been built (dead_lettered)"))
+        #expect(try fixture.flare(["template", "list"]).stdout.contains("bad (dead_lettered)"))
+    }
+
     @Test func aRestartedServerAdoptsItsRunningContainers() throws {
         let fixture = try dockerSession()
         let before = try fixture.flare(["ssh", "dev", "--", "hostname"]).stdout

@@ -31,6 +31,23 @@ import Testing
         #expect(request.manifest.env == ["EDITOR": "vim"])
     }
 
+    @Test func buildFieldsAreAcceptedAndChecked() throws {
+        let request = try validate("""
+            {"version":"2","manifest":{"image":"burstflare/session-base","packages":["jq","python3.11","g++"],
+             "setup":"echo hi > /etc/motd","resources":{"memoryMB":2048,"cpus":1.5,"pids":512}}}
+            """)
+        #expect(request.manifest.packages == ["jq", "python3.11", "g++"])
+        #expect(request.manifest.setup == "echo hi > /etc/motd")
+        #expect(request.manifest.resources == TemplateResources(memoryMB: 2048, cpus: 1.5, pids: 512))
+        func manifest(_ fields: String) -> String? { message(#"{"version":"1","manifest":{"image":"x",\#(fields)}}"#) }
+        #expect(manifest(#""packages":["jq; rm -rf /"]"#) == #"manifest.packages[0] must be a Debian package name like "jq""#)
+        #expect(manifest(#""packages":"jq""#) == "manifest.packages must be an array")
+        #expect(manifest(#""setup":42"#) == "manifest.setup must be a shell script of at most 64 KiB")
+        #expect(manifest(#""resources":{"memoryMB":1}"#) == "manifest.resources.memoryMB must be a whole number from 64 to 262144")
+        #expect(manifest(#""resources":{"cpus":"two"}"#) == "manifest.resources.cpus must be a number")
+        #expect(manifest(#""resources":{"disk":1}"#) == "manifest.resources.disk is not a known field (known: cpus, memoryMB, pids)")
+    }
+
     @Test func defaultsApply() throws {
         let request = try validate(#"{"version":"1","manifest":{"image":"x"}}"#)
         #expect(request.manifest.persistedPaths.isEmpty)

@@ -16,9 +16,9 @@ import Testing
     @Test func migrationsApplyOnceAndSurviveReopening() throws {
         let directory = try TemporaryDirectory()
         let first = try Store(path: directory.path("flare.sqlite"))
-        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways"])
+        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds"])
         let reopened = try Store(path: directory.path("flare.sqlite"))
-        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways"])
+        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds"])
     }
 
     @Test func emailsAreUniqueWhateverTheCase() async throws {

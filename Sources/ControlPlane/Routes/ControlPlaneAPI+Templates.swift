@@ -2,6 +2,8 @@ import FlareContracts
 import FlareHTTP
 import Foundation
 import Hummingbird
+import NIOCore
+import NIOFoundationCompat
 
 /// `POST /api/templates/{template}/promote`.
 struct PromoteRequest: Codable {
@@ -44,8 +46,9 @@ extension ControlPlaneAPI {
             let body = try await request.decodeJSON(JSONValue.self, context: context)
             let valid = try ManifestValidator.validate(body)
             let manifestJSON = String(decoding: try FlareJSON.encoder().encode(valid.manifest), as: UTF8.self)
-            let version = TemplateVersionRecord(id: FlareID.make("tv"), templateId: template.id, version: valid.version,
+            var version = TemplateVersionRecord(id: FlareID.make("tv"), templateId: template.id, version: valid.version,
                                                 manifestJson: manifestJSON, createdAt: Date(), promotedAt: nil)
+            if builds != nil { version.buildState = TemplateBuildState.queued.rawValue }
             do {
                 try await store.insertTemplateVersion(version)
             } catch StoreError.duplicate {
@@ -64,10 +67,51 @@ extension ControlPlaneAPI {
             guard let version = try await store.templateVersions(templateId: template.id)
                 .first(where: { $0.version == body.version || $0.id == body.version })
             else { throw APIError.notFound("version \(body.version) of \(template.name)") }
+            guard version.build.state.isUsable else {
+                throw APIError.conflict(
+                    "version \(version.version) of \(template.name) has not been built (\(version.build.state.rawValue)); "
+                        + "see `flare build log \(template.name)@\(version.version)`", code: "version_not_built")
+            }
             try await store.promote(templateId: template.id, versionId: version.id, at: Date())
             try await store.audit(userId: user.id, action: "template.promote", target: version.id,
                                   detail: "\(template.name)@\(version.version)")
             return try await templateInfo(try await self.template(context))
+        }
+    }
+
+    /// `GET /api/templates/{template}/versions/{version}/build-log[?follow=true]`: the build's output;
+    /// with `follow`, streamed until the build ends.
+    func addBuildLogRoute(to group: RouterGroup<FlareRequestContext>) {
+        group.get("/templates/{template}/versions/{version}/build-log") { request, context -> Response in
+            let template = try await template(context)
+            let reference = try context.parameters.require("version")
+            guard let version = try await store.templateVersions(templateId: template.id)
+                .first(where: { $0.version == reference || $0.id == reference })
+            else { throw APIError.notFound("version \(reference) of \(template.name)") }
+            guard let builds else {
+                throw APIError.notFound("build log: this server's runtime builds no images (host runtime)")
+            }
+            let follow = request.uri.queryParameters["follow"].map { $0 == "true" || $0 == "1" } ?? false
+            let path = builds.logPath(versionId: version.id)
+            let store = self.store
+            let id = version.id
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init { writer in
+                var offset: UInt64 = 0
+                while true {
+                    let state = try await store.templateVersion(id: id)?.build.state ?? .deadLettered
+                    if let handle = try? FileHandle(forReadingFrom: path) {
+                        try handle.seek(toOffset: offset)
+                        let data = try handle.readToEnd() ?? Data()
+                        try? handle.close()
+                        offset += UInt64(data.count)
+                        if !data.isEmpty { try await writer.write(ByteBuffer(data: data)) }
+                    }
+                    // A failed attempt is queued again: only the final states end a follow.
+                    if !follow || state.isFinal { break }
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                try await writer.finish(nil)
+            })
         }
     }
 

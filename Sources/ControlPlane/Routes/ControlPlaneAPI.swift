@@ -25,6 +25,8 @@ struct ControlPlaneAPI: Sendable {
     let commands: AgentCommandBroker
     /// Cuts live connections (here and in standalone gateways) when access is taken away.
     let revocations: RevocationHub
+    /// Template versions are built into images (docker runtime); where their logs are.
+    let builds: TemplateBuilds?
     /// How long access tokens live.
     let accessTokenLifetime: TimeInterval = 30 * 86400
     /// How long runtime tokens live.
@@ -36,6 +38,7 @@ struct ControlPlaneAPI: Sendable {
         let authenticated = router.group("/api").add(middleware: UserAuthMiddleware(store: store))
         addAccountRoutes(to: authenticated)
         addTemplateRoutes(to: authenticated)
+        addBuildLogRoute(to: authenticated)
         addSessionRoutes(to: authenticated)
         addUserSnapshotRoutes(to: authenticated)
         let agent = router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store))

@@ -1,3 +1,4 @@
+import FlareContracts
 import Foundation
 
 /// What a runtime needs to start a session's agent.
@@ -7,6 +8,9 @@ public struct AgentLaunchSpec: Sendable {
     public var controlPlaneURL: String
     /// The per-session secret the agent dials home with.
     public var agentToken: String
+    /// The template version's built image (docker runtime), and its limits.
+    public var image: String? = nil
+    public var resources: TemplateResources? = nil
 }
 
 /// A running agent as the runtime reports it.

@@ -107,8 +107,17 @@ public final class ControlPlaneServer: Service, Sendable {
                               maxSnapshotsPerSession: configuration.maxSnapshotsPerSession,
                               maxStoragePerUser: configuration.maxStoragePerUser,
                               commands: AgentCommandBroker(),
-                              revocations: RevocationHub(revokeLocally: { gateway.revoke($0) }))
+                              revocations: RevocationHub(revokeLocally: { gateway.revoke($0) }),
+                              builds: Self.buildsImages(configuration)
+                                  ? TemplateBuilds(directory: configuration.dataDirectory.appendingPathComponent("builds")) : nil)
     }
+
+    static func buildsImages(_ configuration: ControlPlaneConfiguration) -> Bool {
+        if case .docker = configuration.runtime { return true }
+        return false
+    }
+
+    var buildsDirectory: URL { configuration.dataDirectory.appendingPathComponent("builds") }
 
     /// The token standalone gateways authenticate with, created (mode 0600) on first start.
     static func loadOrCreateGatewayToken(at url: URL) throws -> String {
@@ -202,6 +211,12 @@ public final class ControlPlaneServer: Service, Sendable {
             }
             group.addTask { try await application.runService() }
             group.addTask { await self.terminals.runExpiry() }
+            if let docker = self.driver as? DockerRuntimeDriver {
+                group.addTask {
+                    try await TemplateBuilder(store: self.store, engine: docker.engine, directory: self.buildsDirectory,
+                                              logger: self.logger).run()
+                }
+            }
             group.addTask { await self.gateway.runIdleSweep() }
             group.addTask {
                 // On SIGTERM, end the agents' long polls and the gateways' revocation streams so the

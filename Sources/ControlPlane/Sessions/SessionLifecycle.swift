@@ -43,8 +43,10 @@ public final class SessionLifecycle: Sendable {
                     update: { $0.agentTokenHash = Self.hash(token); $0.agentPid = nil; $0.agentEndpoint = nil })
                 else { throw APIError.conflict("the session changed; try again", code: "invalid_state") }
                 do {
+                    let version = try await self.store.templateVersion(id: session.templateVersionId)
                     let handle = try await self.driver.start(AgentLaunchSpec(
-                        sessionId: sessionId, controlPlaneURL: self.controlPlaneURL(), agentToken: token))
+                        sessionId: sessionId, controlPlaneURL: self.controlPlaneURL(), agentToken: token,
+                        image: version?.buildImage, resources: version?.manifest.resources))
                     try await self.store.updateSession(id: sessionId) {
                         $0.agentPid = handle.pid
                         $0.agentEndpoint = handle.endpoint

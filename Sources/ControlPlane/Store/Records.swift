@@ -61,6 +61,16 @@ struct TemplateVersionRecord: FlareRecord {
     var manifestJson: String
     var createdAt: Date
     var promotedAt: Date?
+    var buildState: String = TemplateBuildState.notNeeded.rawValue
+    var buildAttempts: Int = 0
+    var buildImage: String?
+    var buildImageId: String?
+    var buildError: String?
+
+    var build: TemplateBuildInfo {
+        TemplateBuildInfo(state: TemplateBuildState(rawValue: buildState) ?? .failed, attempts: buildAttempts,
+                          image: buildImage, imageId: buildImageId, error: buildError)
+    }
 
     var manifest: TemplateManifest {
         (try? FlareJSON.decoder().decode(TemplateManifest.self, from: Data(manifestJson.utf8)))
@@ -69,7 +79,7 @@ struct TemplateVersionRecord: FlareRecord {
 
     var info: TemplateVersionInfo {
         TemplateVersionInfo(id: id, templateId: templateId, version: version, manifest: manifest,
-                            createdAt: createdAt, promotedAt: promotedAt)
+                            createdAt: createdAt, promotedAt: promotedAt, build: build)
     }
 }
 

@@ -44,3 +44,35 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Takes the oldest queued build, marking it `building` with one more attempt; nil if none.
+    func claimQueuedBuild() async throws -> TemplateVersionRecord? {
+        try await write { db in
+            guard var version = try TemplateVersionRecord.filter(Column("build_state") == TemplateBuildState.queued.rawValue)
+                .order(Column("created_at")).fetchOne(db)
+            else { return nil }
+            version.buildState = TemplateBuildState.building.rawValue
+            version.buildAttempts += 1
+            try version.update(db)
+            return version
+        }
+    }
+
+    func updateTemplateVersion(id: String, _ change: @escaping @Sendable (inout TemplateVersionRecord) -> Void)
+        async throws
+    {
+        try await write { db in
+            guard var version = try TemplateVersionRecord.fetchOne(db, key: id) else { return }
+            change(&version)
+            try version.update(db)
+        }
+    }
+
+    /// Builds interrupted by a server restart go back to the queue.
+    func requeueInterruptedBuilds() async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE template_versions SET build_state = 'queued' WHERE build_state = 'building'")
+        }
+    }
+}

@@ -6,7 +6,8 @@ import FlareHTTP
 enum ManifestValidator {
     static let maxPersistedPaths = 8
     static let reservedEnv: Set<String> = ["HOME", "USER", "LOGNAME", "SHELL"]
-    static let knownFields: Set<String> = ["image", "persistedPaths", "idleTimeoutSeconds", "sleepTtlSeconds", "env"]
+    static let knownFields: Set<String> = ["image", "persistedPaths", "idleTimeoutSeconds", "sleepTtlSeconds", "env",
+                                           "packages", "setup", "resources"]
 
     static func validate(_ body: JSONValue) throws -> TemplateVersionCreateRequest {
         guard case .object(let fields) = body else { throw invalid("body", "must be a JSON object") }
@@ -29,7 +30,10 @@ enum ManifestValidator {
                                             default: 1800, range: 1...604_800),
             sleepTtlSeconds: try seconds(manifest["sleepTtlSeconds"], field: "sleepTtlSeconds",
                                          default: 7 * 86400, range: 1...31_536_000),
-            env: try environment(manifest["env"]))
+            env: try environment(manifest["env"]),
+            packages: try packages(manifest["packages"]),
+            setup: try setup(manifest["setup"]),
+            resources: try resources(manifest["resources"]))
         return TemplateVersionCreateRequest(version: version, manifest: result)
     }
 
@@ -97,5 +101,51 @@ enum ManifestValidator {
             env[name] = text
         }
         return env
+    }
+
+    private static func packages(_ value: JSONValue?) throws -> [String] {
+        guard let value else { return [] }
+        guard case .array(let items) = value else { throw invalid("manifest.packages", "must be an array") }
+        guard items.count <= 200 else { throw invalid("manifest.packages", "has more than 200 packages") }
+        return try items.enumerated().map { index, item in
+            // Debian package names (policy §5.6.1), optionally with =version; nothing a shell would read.
+            guard case .string(let name) = item, let first = name.first, first.isASCII, first.isLetter || first.isNumber,
+                  name.count <= 128,
+                  name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || "+-.=:~".contains($0)) })
+            else { throw invalid("manifest.packages[\(index)]", "must be a Debian package name like \"jq\"") }
+            return name
+        }
+    }
+
+    private static func setup(_ value: JSONValue?) throws -> String? {
+        guard let value else { return nil }
+        guard case .string(let script) = value, script.utf8.count <= 64 * 1024, !script.contains("\0") else {
+            throw invalid("manifest.setup", "must be a shell script of at most 64 KiB")
+        }
+        return script
+    }
+
+    private static func resources(_ value: JSONValue?) throws -> TemplateResources? {
+        guard let value else { return nil }
+        guard case .object(let fields) = value else { throw invalid("manifest.resources", "must be an object") }
+        if let unknown = fields.keys.sorted().first(where: { !["memoryMB", "cpus", "pids"].contains($0) }) {
+            throw invalid("manifest.resources.\(unknown)", "is not a known field (known: cpus, memoryMB, pids)")
+        }
+        func whole(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let item = fields[name] else { return nil }
+            guard case .integer(let number) = item, range.contains(number) else {
+                throw invalid("manifest.resources.\(name)", "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return number
+        }
+        var cpus: Double?
+        switch fields["cpus"] {
+        case nil: cpus = nil
+        case .integer(let number)?: cpus = Double(number)
+        case .number(let number)?: cpus = number
+        default: throw invalid("manifest.resources.cpus", "must be a number")
+        }
+        if let cpus, !(0.1...64).contains(cpus) { throw invalid("manifest.resources.cpus", "must be from 0.1 to 64") }
+        return TemplateResources(memoryMB: try whole("memoryMB", 64...262_144), cpus: cpus, pids: try whole("pids", 16...65_536))
     }
 }

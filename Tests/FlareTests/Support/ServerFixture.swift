@@ -64,7 +64,7 @@ final class ServerFixture: @unchecked Sendable {
         let manifestPath = directory.path("manifest.json")
         try manifest.write(toFile: manifestPath, atomically: true, encoding: .utf8)
         for command in [["template", "create", "base"],
-                        ["template", "upload", "base", "--version", "1", "--manifest", manifestPath],
+                        ["template", "upload", "base", "--version", "1", "--manifest", manifestPath, "--wait"],
                         ["template", "promote", "base", "1"]] {
             let result = try flare(command)
             guard result.status == 0 else { throw FixtureError("\(command) failed: \(result.stderr)") }

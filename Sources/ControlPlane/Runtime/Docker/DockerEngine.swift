@@ -115,6 +115,68 @@ struct DockerEngine: Sendable {
         return String(decoding: text, as: UTF8.self)
     }
 
+    struct ImageInspect: Decodable {
+        var Id: String
+        var Config: ImageConfig
+
+        struct ImageConfig: Decodable {
+            var User: String?
+        }
+    }
+
+    /// Nil when there is no such image (nothing is ever pulled).
+    func image(_ name: String) async throws -> ImageInspect? {
+        do {
+            return try JSONDecoder().decode(ImageInspect.self, from: try await send(.GET, "/images/\(name)/json"))
+        } catch let error as DockerEngineError where error.status == 404 {
+            return nil
+        }
+    }
+
+    /// Builds `context` (an uncompressed tar with a Dockerfile) as `tag` with the host network (for
+    /// package installs), streaming the build's output to `log`; returns the image id.
+    func build(tag: String, context: Data, log: @Sendable (String) -> Void) async throws -> String {
+        let query = "t=\(tag.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? tag)&networkmode=host&rm=1&forcerm=1&pull=0"
+        var request = HTTPClientRequest(url: baseURL + "/build?" + query)
+        request.method = .POST
+        request.headers.add(name: "Host", value: "docker")
+        request.headers.add(name: "Content-Type", value: "application/x-tar")
+        request.body = .bytes(ByteBuffer(data: context))
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .minutes(30))
+        } catch {
+            throw DockerEngineError(status: 0, message: "the Docker engine is not reachable (\(error))")
+        }
+        struct Line: Decodable {
+            var stream: String?
+            var error: String?
+            var aux: Aux?
+            struct Aux: Decodable { var ID: String? }
+        }
+        var pending = Data()
+        var imageId: String?
+        var failure: String?
+        for try await chunk in response.body {
+            pending.append(contentsOf: chunk.readableBytesView)
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = pending[pending.startIndex..<newline]
+                pending = Data(pending[pending.index(after: newline)...])
+                guard let decoded = try? JSONDecoder().decode(Line.self, from: line) else { continue }
+                if let text = decoded.stream { log(text) }
+                if let error = decoded.error {
+                    log(error + "\n")
+                    failure = error
+                }
+                if let id = decoded.aux?.ID { imageId = id }
+            }
+        }
+        guard response.status == .ok, failure == nil, let imageId else {
+            throw DockerEngineError(status: 0, message: "the build failed: \(failure ?? "it produced no image (HTTP \(response.status.code))")")
+        }
+        return imageId
+    }
+
     func ping() async throws {
         _ = try await send(.GET, "/_ping")
     }

@@ -78,7 +78,7 @@ public final class DockerRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         chmod(run.path, 0o777)
         try await engine.remove(name)
         let config = DockerEngine.ContainerConfig(
-            Image: configuration.image,
+            Image: spec.image ?? configuration.image,
             Cmd: ["/opt/flare/lib/ld-linux-x86-64.so.2", "--library-path", "/opt/flare/lib", "/opt/flare/bin/flare-agent",
                   "run", "--control-plane", Self.controlPlaneURL, "--session", spec.sessionId,
                   "--listen", "unix:/opt/flare-run/ssh.sock", "--root", "/", "--home", "/home/flare",
@@ -89,8 +89,10 @@ public final class DockerRuntimeDriver: RuntimeDriver, @unchecked Sendable {
             HostConfig: .init(
                 Binds: ["\(configuration.agentBundle):/opt/flare:ro", "\(run.path):/opt/flare-run",
                         "\(controlDirectory.path):/opt/flare-control"],
-                NetworkMode: configuration.networkMode, Memory: configuration.memoryBytes,
-                NanoCpus: configuration.nanoCPUs, PidsLimit: configuration.pidsLimit))
+                NetworkMode: configuration.networkMode,
+                Memory: spec.resources?.memoryMB.map { Int64($0) << 20 } ?? configuration.memoryBytes,
+                NanoCpus: spec.resources?.cpus.map { Int64($0 * 1e9) } ?? configuration.nanoCPUs,
+                PidsLimit: spec.resources?.pids.map(Int64.init) ?? configuration.pidsLimit))
         let id: String
         do {
             id = try await engine.create(name: name, config)
