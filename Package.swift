@@ -107,7 +107,7 @@ let package = Package(
         .target(
             name: "FlareCLI",
             dependencies: [
-                "FlareContracts", "CSpawn",
+                "FlareContracts", "CSpawn", "Snapshot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -38,6 +38,10 @@ struct APIClient {
     }
 
     private func decode<T: Decodable>(_ data: Data) throws -> T {
+        try Self.decodeResponse(data)
+    }
+
+    static func decodeResponse<T: Decodable>(_ data: Data) throws -> T {
         do {
             return try FlareJSON.decoder().decode(T.self, from: data)
         } catch {
@@ -45,12 +49,14 @@ struct APIClient {
         }
     }
 
-    func send(_ method: String, _ path: String, body: Data?) async throws -> Data {
+    func send(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws
+        -> Data
+    {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .RAW(value: method)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(data: body))
         }
         let response: HTTPClientResponse

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlareContracts
+import Snapshot
 import Foundation
 
 extension Flare {
@@ -48,6 +49,8 @@ extension Flare.Template {
         var version: String
         @Option(help: "Path of the manifest JSON file.")
         var manifest: String
+        @Option(help: "Directory holding the files the manifest's \"files\" name (sent as the version's bundle).")
+        var bundle: String?
         @Flag(help: "Follow the image build and exit non-zero if it fails.")
         var wait = false
 
@@ -65,7 +68,16 @@ extension Flare.Template {
             let client = try global.authenticatedClient()
             let created: TemplateVersionInfo = try await client.post("/api/templates/\(escaped(template))/versions",
                                                                      json: body)
-            let state = created.build?.state ?? .notNeeded
+            var state = created.build?.state ?? .notNeeded
+            if state == .awaitingBundle {
+                guard let bundle else {
+                    throw CLIError("version \(created.version) names files (manifest \"files\"); upload them with --bundle DIR")
+                }
+                state = try await Self.upload(bundle: bundle, files: created.manifest.files, client: client,
+                                              path: "/api/templates/\(escaped(template))/versions/\(escaped(created.version))/bundle")
+            } else if bundle != nil {
+                throw CLIError("--bundle is only for manifests with \"files\" (under the docker runtime)")
+            }
             guard state != .notNeeded else {
                 print("Added version \(created.version) to \(template). Promote it with `flare template promote \(template) \(created.version)`.")
                 return
@@ -85,6 +97,25 @@ extension Flare.Template {
             }
             print("Built \(template)@\(created.version) (\(build.image ?? "")). "
                 + "Promote it with `flare template promote \(template) \(created.version)`.")
+        }
+
+        /// Archives the named files of `bundle` (tar + zstd, as snapshots are) and uploads them.
+        static func upload(bundle: String, files: [TemplateFile], client: APIClient, path: String) async throws
+            -> TemplateBuildState
+        {
+            let root = URL(fileURLWithPath: bundle).standardizedFileURL.path
+            for file in files where !FileManager.default.fileExists(atPath: root + "/" + file.from) {
+                throw CLIError("\(bundle) has no \(file.from), which the manifest's \"files\" names")
+            }
+            let archive = FileManager.default.temporaryDirectory.appendingPathComponent("flare-bundle-\(UUID().uuidString).tar.zst")
+            defer { try? FileManager.default.removeItem(at: archive) }
+            let paths = files.map { "/" + $0.from }
+            _ = try await onThread { try SnapshotWriter().create(root: root, persistedPaths: paths, output: archive.path) }
+            let data = try Data(contentsOf: archive)
+            printStatus("uploading the bundle (\(data.count) bytes)…")
+            let info: TemplateVersionInfo = try APIClient.decodeResponse(try await client.send("PUT", path, body: data,
+                                                                                               contentType: "application/x-tar"))
+            return info.build?.state ?? .queued
         }
     }
 

@@ -18,11 +18,13 @@ public struct TemplateManifest: Codable, Sendable, Equatable {
     public var setup: String?
     /// Limits for each session's container (docker runtime).
     public var resources: TemplateResources?
+    /// Files from the version's uploaded bundle copied into the image (`flare template upload --bundle DIR`).
+    public var files: [TemplateFile]
 
     public init(
         image: String, persistedPaths: [String] = [], idleTimeoutSeconds: Int = 1800,
         sleepTtlSeconds: Int = 7 * 86400, env: [String: String] = [:], packages: [String] = [], setup: String? = nil,
-        resources: TemplateResources? = nil
+        resources: TemplateResources? = nil, files: [TemplateFile] = []
     ) {
         self.image = image
         self.persistedPaths = persistedPaths
@@ -32,6 +34,7 @@ public struct TemplateManifest: Codable, Sendable, Equatable {
         self.packages = packages
         self.setup = setup
         self.resources = resources
+        self.files = files
     }
 
     public init(from decoder: any Decoder) throws {
@@ -44,6 +47,18 @@ public struct TemplateManifest: Codable, Sendable, Equatable {
         packages = try container.decodeIfPresent([String].self, forKey: .packages) ?? []
         setup = try container.decodeIfPresent(String.self, forKey: .setup)
         resources = try container.decodeIfPresent(TemplateResources.self, forKey: .resources)
+        files = try container.decodeIfPresent([TemplateFile].self, forKey: .files) ?? []
+    }
+}
+
+/// A file or directory of the bundle (`from`, relative) and where the image gets it (`to`, absolute).
+public struct TemplateFile: Codable, Sendable, Equatable {
+    public var from: String
+    public var to: String
+
+    public init(from: String, to: String) {
+        self.from = from
+        self.to = to
     }
 }
 
@@ -64,6 +79,8 @@ public struct TemplateResources: Codable, Sendable, Equatable {
 public enum TemplateBuildState: String, Codable, Sendable {
     /// The host runtime runs no images: nothing to build.
     case notNeeded = "not_needed"
+    /// The manifest names files from a bundle that has not been uploaded yet.
+    case awaitingBundle = "awaiting_bundle"
     case queued, building, succeeded, failed
     /// Failed three times; it will not be retried.
     case deadLettered = "dead_lettered"

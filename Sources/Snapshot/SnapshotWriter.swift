@@ -13,6 +13,8 @@ public struct SnapshotWriter: Sendable {
     public var compressionLevel = 3
     /// zstd worker threads; 0 compresses on the calling thread.
     public var threads = 2
+    /// False writes a plain tar (Docker build contexts take no zstd).
+    public var compressed = true
 
     public init() {}
 
@@ -23,9 +25,11 @@ public struct SnapshotWriter: Sendable {
         guard let archive = archive_write_new() else { throw SnapshotError(.archive, "archive_write_new failed") }
         defer { archive_write_free(archive) }
         archive_write_set_format_pax_restricted(archive)
-        archive_write_add_filter_zstd(archive)
-        _ = archive_write_set_filter_option(archive, "zstd", "compression-level", String(compressionLevel))
-        if threads > 0 { _ = archive_write_set_filter_option(archive, "zstd", "threads", String(threads)) }
+        if compressed {
+            archive_write_add_filter_zstd(archive)
+            _ = archive_write_set_filter_option(archive, "zstd", "compression-level", String(compressionLevel))
+            if threads > 0 { _ = archive_write_set_filter_option(archive, "zstd", "threads", String(threads)) }
+        }
         archive_write_set_bytes_in_last_block(archive, 1)
         let opened = archive_write_open2(
             archive, Unmanaged.passUnretained(sink).toOpaque(), nil,

@@ -45,6 +45,8 @@ struct FlareServer: AsyncParsableCommand {
     var reconcileSeconds: Int = 15
     @Option(help: "Snapshot storage each user may hold, in MiB.")
     var maxStorageMib: Int64 = 100 * 1024
+    @Option(help: "docker runtime: the largest template bundle accepted, in MiB.")
+    var maxBundleMib: Int64 = 256
 
     func validate() throws {
         guard runtime == "host" || runtime == "docker" else { throw ValidationError("--runtime must be 'host' or 'docker'") }
@@ -87,6 +89,7 @@ struct FlareServer: AsyncParsableCommand {
         configuration.agentHeartbeatSeconds = agentHeartbeatSeconds
         configuration.reconcileInterval = .seconds(max(1, reconcileSeconds))
         configuration.maxStoragePerUser = max(1, maxStorageMib) << 20
+        configuration.maxBundleBytes = max(1, maxBundleMib) << 20
         let server = try ControlPlaneServer(configuration: configuration, logger: logger)
         let host = self.host
         let portFile = self.portFile

@@ -139,6 +139,45 @@ struct DockerRuntimeTests {
         #expect(try fixture.flare(["template", "list"]).stdout.contains("bad (dead_lettered)"))
     }
 
+    @Test func bundledFilesAreCopiedIntoTheImageAndHostileOrHugeBundlesAreRefused() async throws {
+        let fixture = try ServerFixture(arguments: Self.arguments + ["--max-bundle-mib", "1"])
+        try fixture.signUpWithTemplate(manifest: Self.manifest)
+        let bundle = fixture.directory.path("bundle")
+        try FileManager.default.createDirectory(atPath: bundle + "/etc/tool", withIntermediateDirectories: true)
+        try "answer=42\n".write(toFile: bundle + "/etc/tool/config", atomically: true, encoding: .utf8)
+        try "not sent\n".write(toFile: bundle + "/unlisted.txt", atomically: true, encoding: .utf8)
+        let manifest = fixture.directory.path("files.json")
+        try #"{"image":"burstflare/session-base","files":[{"from":"etc/tool","to":"/opt/tool"}]}"#
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let missing = try fixture.flare(["template", "upload", "base", "--version", "2", "--manifest", manifest])
+        #expect(missing.stderr.contains("upload them with --bundle DIR"), "\(missing.stderr)")
+        let upload = try fixture.flare(["template", "upload", "base", "--version", "3", "--manifest", manifest,
+                                        "--bundle", bundle, "--wait"], timeout: 300)
+        #expect(upload.status == 0, "\(upload.stderr)")
+        #expect(try fixture.flare(["template", "promote", "base", "3"]).status == 0)
+        #expect(try fixture.flare(["session", "up", "files", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "files", "--", "cat /opt/tool/config; ls /opt/tool"]).stdout == "answer=42\nconfig\n")
+
+        // Straight to the API, as a hostile client would: version 2 still waits for its bundle.
+        let api = try FixtureAPI(fixture)
+        let evil = fixture.directory.path("evil.tar")
+        let script = "import io, tarfile, sys\n"
+            + "with tarfile.open(sys.argv[1], 'w') as tar:\n"
+            + "    for name in ['etc/tool/ok', 'etc/tool/../../../../tmp/flare-escaped']:\n"
+            + "        info = tarfile.TarInfo(name); info.size = 1; tar.addfile(info, io.BytesIO(b'x'))\n"
+        let made = try TestProcess.run(["python3", "-c", script, evil])
+        #expect(made.status == 0, "\(made.stderr)")
+        let refused = try await api.put("/api/templates/base/versions/2/bundle", file: evil)
+        #expect(refused.0 == 400, "\(refused.1)")
+        #expect(refused.1.contains("invalid_bundle"))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/flare-escaped"))
+        let huge = fixture.directory.path("huge.tar")
+        try Data(count: 2 << 20).write(to: URL(fileURLWithPath: huge))
+        let tooLarge = try await api.put("/api/templates/base/versions/2/bundle", file: huge)
+        #expect(tooLarge.0 == 413, "\(tooLarge.1)")
+        #expect(try fixture.flare(["template", "list"]).stdout.contains("2 (awaiting_bundle)"))
+    }
+
     @Test func aRestartedServerAdoptsItsRunningContainers() throws {
         let fixture = try dockerSession()
         let before = try fixture.flare(["ssh", "dev", "--", "hostname"]).stdout

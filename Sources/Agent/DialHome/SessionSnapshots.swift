@@ -59,10 +59,3 @@ public struct SessionSnapshots: Sendable {
 }
 
 /// Runs blocking work (libarchive) on a thread of its own, off Swift's cooperative pool.
-func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try work() }) }
-        thread.name = "flare-snapshot"
-        thread.start()
-    }
-}

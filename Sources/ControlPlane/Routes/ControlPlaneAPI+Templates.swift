@@ -48,7 +48,9 @@ extension ControlPlaneAPI {
             let manifestJSON = String(decoding: try FlareJSON.encoder().encode(valid.manifest), as: UTF8.self)
             var version = TemplateVersionRecord(id: FlareID.make("tv"), templateId: template.id, version: valid.version,
                                                 manifestJson: manifestJSON, createdAt: Date(), promotedAt: nil)
-            if builds != nil { version.buildState = TemplateBuildState.queued.rawValue }
+            if builds != nil {
+                version.buildState = (valid.manifest.files.isEmpty ? TemplateBuildState.queued : .awaitingBundle).rawValue
+            }
             do {
                 try await store.insertTemplateVersion(version)
             } catch StoreError.duplicate {
@@ -112,6 +114,57 @@ extension ControlPlaneAPI {
                 }
                 try await writer.finish(nil)
             })
+        }
+    }
+
+    /// `PUT /api/templates/{template}/versions/{version}/bundle`: the files the manifest's `files`
+    /// name, as a tar (zstd allowed). Size-limited (413), and checked like a snapshot restore: no
+    /// absolute or `..` names, nothing outside the named files, no escaping links, no devices.
+    /// A bad bundle is refused and nothing is kept; a good one queues the build.
+    func addBundleRoute(to group: RouterGroup<FlareRequestContext>) {
+        group.put("/templates/{template}/versions/{version}/bundle") { request, context -> TemplateVersionInfo in
+            let user = try context.requireUser()
+            let template = try await template(context)
+            let reference = try context.parameters.require("version")
+            guard let version = try await store.templateVersions(templateId: template.id)
+                .first(where: { $0.version == reference || $0.id == reference })
+            else { throw APIError.notFound("version \(reference) of \(template.name)") }
+            guard let builds else {
+                throw APIError.conflict("this server's runtime builds no images (host runtime)", code: "no_builds")
+            }
+            guard version.build.state == .awaitingBundle else {
+                throw APIError.conflict("version \(version.version) is not waiting for a bundle (\(version.build.state.rawValue))",
+                                        code: "invalid_state")
+            }
+            let temporary = builds.directory.appendingPathComponent("upload-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: temporary) }
+            try await Self.receive(request.body, into: temporary, limit: builds.maxBundleBytes)
+            let paths = version.manifest.files.map { "/" + $0.from }
+            try await builds.check(bundle: temporary, paths: paths)
+            try FileManager.default.createDirectory(at: builds.bundleDirectory, withIntermediateDirectories: true)
+            guard rename(temporary.path, builds.bundlePath(versionId: version.id).path) == 0 else {
+                throw APIError(.internalServerError, code: "internal", "cannot keep the bundle")
+            }
+            try await store.updateTemplateVersion(id: version.id) { $0.buildState = TemplateBuildState.queued.rawValue }
+            try await store.audit(userId: user.id, action: "template.version.bundle", target: version.id,
+                                  detail: "\(template.name)@\(version.version)")
+            return try await store.templateVersion(id: version.id)?.info ?? version.info
+        }
+    }
+
+    /// Streams a request body to `file`, refusing it (413) past `limit` bytes.
+    static func receive(_ body: RequestBody, into file: URL, limit: Int64) async throws {
+        guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = try? FileHandle(forWritingTo: file)
+        else { throw APIError(.internalServerError, code: "internal", "cannot store the upload") }
+        defer { try? handle.close() }
+        var size: Int64 = 0
+        for try await buffer in body {
+            size += Int64(buffer.readableBytes)
+            guard size <= limit else {
+                throw APIError(.contentTooLarge, code: "bundle_too_large", "the bundle is larger than the \(limit)-byte limit")
+            }
+            try handle.write(contentsOf: Data(buffer: buffer))
         }
     }
 

@@ -39,6 +39,7 @@ struct ControlPlaneAPI: Sendable {
         addAccountRoutes(to: authenticated)
         addTemplateRoutes(to: authenticated)
         addBuildLogRoute(to: authenticated)
+        addBundleRoute(to: authenticated)
         addSessionRoutes(to: authenticated)
         addUserSnapshotRoutes(to: authenticated)
         let agent = router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store))

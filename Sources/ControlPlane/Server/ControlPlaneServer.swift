@@ -40,6 +40,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var stopGrace: Duration = .seconds(60)
     /// How often idle sessions are put to sleep and expired ones purged.
     public var reconcileInterval: Duration = .seconds(15)
+    /// The largest template bundle accepted (docker runtime).
+    public var maxBundleBytes: Int64 = 256 << 20
     /// A gateway connection with no traffic either way for this long is closed.
     public var idleConnectionTimeout: Duration = .seconds(3600)
 
@@ -109,7 +111,8 @@ public final class ControlPlaneServer: Service, Sendable {
                               commands: AgentCommandBroker(),
                               revocations: RevocationHub(revokeLocally: { gateway.revoke($0) }),
                               builds: Self.buildsImages(configuration)
-                                  ? TemplateBuilds(directory: configuration.dataDirectory.appendingPathComponent("builds")) : nil)
+                                  ? TemplateBuilds(directory: configuration.dataDirectory.appendingPathComponent("builds"),
+                                                   maxBundleBytes: configuration.maxBundleBytes) : nil)
     }
 
     static func buildsImages(_ configuration: ControlPlaneConfiguration) -> Bool {

@@ -7,7 +7,7 @@ enum ManifestValidator {
     static let maxPersistedPaths = 8
     static let reservedEnv: Set<String> = ["HOME", "USER", "LOGNAME", "SHELL"]
     static let knownFields: Set<String> = ["image", "persistedPaths", "idleTimeoutSeconds", "sleepTtlSeconds", "env",
-                                           "packages", "setup", "resources"]
+                                           "packages", "setup", "resources", "files"]
 
     static func validate(_ body: JSONValue) throws -> TemplateVersionCreateRequest {
         guard case .object(let fields) = body else { throw invalid("body", "must be a JSON object") }
@@ -33,7 +33,8 @@ enum ManifestValidator {
             env: try environment(manifest["env"]),
             packages: try packages(manifest["packages"]),
             setup: try setup(manifest["setup"]),
-            resources: try resources(manifest["resources"]))
+            resources: try resources(manifest["resources"]),
+            files: try files(manifest["files"]))
         return TemplateVersionCreateRequest(version: version, manifest: result)
     }
 
@@ -147,5 +148,29 @@ enum ManifestValidator {
         }
         if let cpus, !(0.1...64).contains(cpus) { throw invalid("manifest.resources.cpus", "must be from 0.1 to 64") }
         return TemplateResources(memoryMB: try whole("memoryMB", 64...262_144), cpus: cpus, pids: try whole("pids", 16...65_536))
+    }
+
+    private static func files(_ value: JSONValue?) throws -> [TemplateFile] {
+        guard let value else { return [] }
+        guard case .array(let items) = value else { throw invalid("manifest.files", "must be an array") }
+        guard items.count <= 64 else { throw invalid("manifest.files", "has more than 64 entries") }
+        func normalized(_ path: String) -> Bool {
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+            return !parts.contains { $0.isEmpty || $0 == "." || $0 == ".." } && path.count <= 1024 && !path.contains("\0")
+                && !path.contains(where: { $0.isWhitespace || "\"'$`\\".contains($0) })
+        }
+        return try items.enumerated().map { index, item in
+            let field = "manifest.files[\(index)]"
+            guard case .object(let entry) = item, case .string(let from)? = entry["from"], case .string(let to)? = entry["to"],
+                  entry.count == 2
+            else { throw invalid(field, #"must be {"from": "path/in/bundle", "to": "/path/in/image"}"#) }
+            guard !from.hasPrefix("/"), normalized(from) else {
+                throw invalid(field + ".from", "must be a normalized relative path inside the bundle")
+            }
+            guard to.hasPrefix("/"), to == "/" || normalized(String(to.dropFirst())) else {
+                throw invalid(field + ".to", "must be a normalized absolute path")
+            }
+            return TemplateFile(from: from, to: to)
+        }
     }
 }

@@ -1,4 +1,6 @@
 import FlareContracts
+import FlareHTTP
+import Snapshot
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -42,11 +44,43 @@ struct TemplateBuilder: Sendable {
             lines.append("RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends "
                 + manifest.packages.joined(separator: " ") + " && rm -rf /var/lib/apt/lists/*")
         }
+        for file in manifest.files {
+            lines.append("COPY bundle/\(file.from) \(file.to)")
+        }
         if manifest.setup != nil {
             lines += ["COPY setup.sh /tmp/flare-setup.sh", "RUN sh -e /tmp/flare-setup.sh && rm -f /tmp/flare-setup.sh"]
         }
         lines.append("USER \(user.isEmpty ? "root" : user)")
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The build context as a plain tar: Dockerfile, setup.sh, and `bundle/` with the bundle's files.
+    private func context(for version: TemplateVersionRecord, user: String) async throws -> Data {
+        let manifest = version.manifest
+        let root = directory.appendingPathComponent("context-\(version.id)")
+        try? FileManager.default.removeItem(at: root)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try Data(Self.dockerfile(manifest, user: user).utf8).write(to: root.appendingPathComponent("Dockerfile"))
+        var paths = ["/Dockerfile"]
+        if let setup = manifest.setup {
+            try Data(setup.utf8).write(to: root.appendingPathComponent("setup.sh"))
+            paths.append("/setup.sh")
+        }
+        if !manifest.files.isEmpty {
+            let builds = TemplateBuilds(directory: directory)
+            try await TemplateBuilds.unpack(builds.bundlePath(versionId: version.id),
+                                            paths: manifest.files.map { "/" + $0.from },
+                                            into: root.appendingPathComponent("bundle"))
+            paths.append("/bundle")
+        }
+        let tar = directory.appendingPathComponent("context-\(version.id).tar")
+        defer { try? FileManager.default.removeItem(at: tar) }
+        var plain = SnapshotWriter()
+        plain.compressed = false
+        let (writer, entries) = (plain, paths)
+        _ = try await onThread { try writer.create(root: root.path, persistedPaths: entries, output: tar.path) }
+        return try Data(contentsOf: tar)
     }
 
     private func build(_ version: TemplateVersionRecord) async {
@@ -60,9 +94,9 @@ struct TemplateBuilder: Sendable {
                 throw DockerEngineError(status: 404, message: "the base image \(manifest.image) does not exist on this "
                     + "server's Docker engine (images are built locally; see Scripts/docker-setup.sh)")
             }
-            var context: [(String, Data)] = [("Dockerfile", Data(Self.dockerfile(manifest, user: base.Config.User ?? "").utf8))]
-            if let setup = manifest.setup { context.append(("setup.sh", Data(setup.utf8))) }
-            let imageId = try await engine.build(tag: tag, context: TarWriter.archive(context)) { log.append($0) }
+            let imageId = try await engine.build(tag: tag, context: try await context(for: version, user: base.Config.User ?? "")) {
+                log.append($0)
+            }
             try await store.updateTemplateVersion(id: version.id) {
                 $0.buildState = TemplateBuildState.succeeded.rawValue
                 $0.buildImage = tag
@@ -99,50 +133,56 @@ struct LogFile: Sendable {
     }
 }
 
-/// A minimal ustar writer for small in-memory build contexts (regular files, short names).
-enum TarWriter {
-    static func archive(_ files: [(String, Data)]) -> Data {
-        var out = Data()
-        for (name, content) in files {
-            var header = [UInt8](repeating: 0, count: 512)
-            func put(_ text: String, at offset: Int, width: Int) {
-                for (index, byte) in text.utf8.prefix(width).enumerated() { header[offset + index] = byte }
-            }
-            func octal(_ value: Int, at offset: Int, width: Int) {
-                put(String(String(value, radix: 8).suffix(width - 1)).leftPadded(to: width - 1), at: offset, width: width - 1)
-            }
-            put(name, at: 0, width: 100)
-            octal(0o644, at: 100, width: 8)
-            octal(0, at: 108, width: 8)
-            octal(0, at: 116, width: 8)
-            octal(content.count, at: 124, width: 12)
-            octal(Int(Date().timeIntervalSince1970), at: 136, width: 12)
-            put("        ", at: 148, width: 8)
-            header[156] = UInt8(ascii: "0")
-            put("ustar", at: 257, width: 6)
-            put("00", at: 263, width: 2)
-            let checksum = header.reduce(0) { $0 + Int($1) }
-            put(String(String(checksum, radix: 8)).leftPadded(to: 6) + "\0 ", at: 148, width: 8)
-            out.append(contentsOf: header)
-            out.append(content)
-            out.append(Data(count: (512 - content.count % 512) % 512))
-        }
-        out.append(Data(count: 1024))
-        return out
-    }
-}
-
 extension String {
     func leftPadded(to width: Int) -> String {
         String(repeating: "0", count: max(0, width - count)) + self
     }
 }
 
-/// Where builds keep their logs (the API reads them).
+/// Where builds keep their logs and bundles (the API writes bundles and reads logs).
 struct TemplateBuilds: Sendable {
     let directory: URL
+    /// The largest bundle accepted.
+    var maxBundleBytes: Int64 = 256 << 20
 
     func logPath(versionId: String) -> URL {
         directory.appendingPathComponent("\(versionId).log")
+    }
+
+    var bundleDirectory: URL { directory.appendingPathComponent("bundles") }
+
+    func bundlePath(versionId: String) -> URL {
+        bundleDirectory.appendingPathComponent("\(versionId).tar")
+    }
+
+    /// Unpacks `bundle` under `root` with the snapshot restore's checks, accepting only `paths`
+    /// (absolute forms of the manifest's `from`s), each of which must be there.
+    static func unpack(_ bundle: URL, paths: [String], into root: URL) async throws {
+        do {
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            var bounded = SnapshotRestorer()
+            bounded.limits = RestoreLimits(maxTotalBytes: 4 << 30, maxEntries: 100_000)
+            let restorer = bounded
+            _ = try await onThread { try restorer.restore(archive: bundle.path, root: root.path, persistedPaths: paths) }
+        } catch let error as SnapshotError {
+            throw APIError.badRequest("the bundle was refused: \(error.message)", code: "invalid_bundle")
+        }
+        for path in paths {
+            var info = stat()
+            let target = root.path + path
+            // The restore makes an empty directory where the archive had nothing.
+            let empty = (try? FileManager.default.contentsOfDirectory(atPath: target))?.isEmpty ?? false
+            guard lstat(target, &info) == 0, !empty else {
+                throw APIError.badRequest("the bundle has no \(path.dropFirst()), which manifest.files names",
+                                          code: "invalid_bundle")
+            }
+        }
+    }
+
+    /// Refuses a bundle that would not unpack cleanly, keeping nothing.
+    func check(bundle: URL, paths: [String]) async throws {
+        let scratch = directory.appendingPathComponent("check-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        try await Self.unpack(bundle, paths: paths, into: scratch)
     }
 }

@@ -30,6 +30,17 @@ struct FixtureAPI {
         return try FlareJSON.decoder().decode(RuntimeTokenResponse.self, from: Data(buffer: body)).token
     }
 
+    /// `PUT PATH` with a file as the body; status and body text.
+    func put(_ path: String, file: String) async throws -> (UInt, String) {
+        var request = HTTPClientRequest(url: url + path)
+        request.method = .PUT
+        request.headers.add(name: "Authorization", value: "Bearer \(accessToken)")
+        request.body = .bytes(ByteBuffer(data: try Data(contentsOf: URL(fileURLWithPath: file))))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return (response.status.code, String(buffer: body))
+    }
+
     /// `GET PATH` on `base` (default: the server) as text.
     static func get(_ base: String, _ path: String) async throws -> (UInt, String) {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + path), timeout: .seconds(30))
