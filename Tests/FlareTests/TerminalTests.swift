@@ -64,7 +64,9 @@ struct TerminalTests {
             try await terminal.type("echo alive\r")
             #expect(await terminal.waitForOutput { $0.contains("alive\r\n") })
             let started = Date()
-            #expect(try fixture.flare(["session", "revoke", "dev"]).stdout.contains("closed 1 connection"))
+            let revoke = try fixture.flare(["session", "revoke", "dev"])
+            #expect(revoke.stdout.contains("closed 1 connection"),
+                    "\(revoke.stdout) \(revoke.stderr); terminal saw \(terminal.controlMessages) \(terminal.text)")
             #expect(await terminal.waitForClose(timeout: 5))
             let cut = Date().timeIntervalSince(started)
             #expect(cut < 1.0, "cut after \(cut)s")
