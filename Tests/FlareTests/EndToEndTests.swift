@@ -4,8 +4,10 @@ import Testing
 
 /// The whole path a user takes: flare → flare-server (gateway embedded) → flare-agent, with OpenSSH.
 @Suite(.serialized) struct EndToEndTests {
-    @Test func signUpStartSessionAndGetARealShell() throws {
-        let fixture = try ServerFixture()
+    /// Under both runtimes: the agent as a child process, and in a container.
+    @Test(arguments: ["host", "docker"])
+    func signUpStartSessionAndGetARealShell(runtime: String) throws {
+        let fixture = try ServerFixture(runtime: runtime)
         try fixture.signUpWithTemplate()
 
         let up = try fixture.flare(["session", "up", "dev", "--template", "base"])
@@ -66,8 +68,9 @@ import Testing
         #expect(gone.stderr.contains("not found"))
     }
 
-    @Test func configSSHMakesPlainOpenSSHToolsWork() throws {
-        let fixture = try ServerFixture()
+    @Test(arguments: ["host", "docker"])
+    func configSSHMakesPlainOpenSSHToolsWork(runtime: String) throws {
+        let fixture = try ServerFixture(runtime: runtime)
         try fixture.signUpWithTemplate()
         #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
         let config = fixture.directory.path("ssh_config")

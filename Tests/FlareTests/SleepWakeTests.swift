@@ -4,7 +4,7 @@ import Testing
 
 /// Stop = final snapshot + the session's filesystem discarded; start = restore before `running`.
 @Suite(.serialized) struct SleepWakeTests {
-    static let manifest = #"{"image":"debian:bookworm","persistedPaths":["/home/flare/work"]}"#
+    static let manifest = #"{"image":"burstflare/session-base","persistedPaths":["/home/flare/work"]}"#
     static let inventory = "cd work && find . -printf '%y %m %s %n %l %p\\n' | sort && sha256sum big a secret"
 
     func startWithWork(_ fixture: ServerFixture) throws -> String {
@@ -20,13 +20,17 @@ import Testing
         return before.stdout
     }
 
-    @Test func stopThenStartBringsBackExactlyThePersistedPaths() throws {
-        let fixture = try ServerFixture()
+    /// Under both runtimes: a process tree on this machine, and containers (a new one after the wake).
+    @Test(arguments: ["host", "docker"])
+    func stopThenStartBringsBackExactlyThePersistedPaths(runtime: String) throws {
+        let fixture = try ServerFixture(runtime: runtime)
         let before = try startWithWork(fixture)
         #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
         // Asleep, the session holds no local disk.
         let sessions = fixture.directory.path("data/sessions")
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: sessions)) ?? []).isEmpty)
+        let containers = try TestProcess.run(["docker", "ps", "-q", "--filter", "name=flare-\(try fixture.sessionId())"])
+        #expect(containers.stdout.isEmpty)
 
         #expect(try fixture.flare(["session", "start", "dev"]).status == 0)
         let after = try fixture.flare(["ssh", "dev", "--", Self.inventory])

@@ -55,7 +55,7 @@ final class ServerFixture: @unchecked Sendable {
     }
 
     /// Signs up, and makes and promotes a template `base` from `manifest`.
-    func signUpWithTemplate(manifest: String = #"{"image":"debian:bookworm","persistedPaths":["/home/flare/work"]}"#)
+    func signUpWithTemplate(manifest: String = #"{"image":"burstflare/session-base","persistedPaths":["/home/flare/work"]}"#)
         throws
     {
         let registered = try flare(["auth", "register", "--email", "dev@example.com", "--password-stdin"],
@@ -69,6 +69,11 @@ final class ServerFixture: @unchecked Sendable {
             let result = try flare(command)
             guard result.status == 0 else { throw FixtureError("\(command) failed: \(result.stderr)") }
         }
+    }
+
+    /// A fixture on `runtime` (`host` or `docker`).
+    convenience init(runtime: String, arguments: [String] = []) throws {
+        try self.init(arguments: (runtime == "docker" ? ["--runtime", "docker"] : []) + arguments)
     }
 
     /// A fixture with a user, a template and a running session `dev`.
