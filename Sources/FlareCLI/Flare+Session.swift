@@ -6,7 +6,8 @@ extension Flare {
     struct Session: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create, start, stop and delete sessions.",
-            subcommands: [Up.self, List.self, Get.self, Start.self, Stop.self, Delete.self, Events.self, Revoke.self])
+            subcommands: [Up.self, List.self, Get.self, Start.self, Stop.self, Delete.self, Events.self, Logs.self,
+                          Revoke.self])
     }
 }
 
@@ -132,6 +133,23 @@ extension Flare.Session {
             let result: RevokeResponse = try await global.authenticatedClient()
                 .post("/api/sessions/\(escaped(session))/runtime-tokens/revoke", Optional<String>.none)
             print("Revoked \(result.revokedTokens) token(s); closed \(result.closedConnections) connection(s).")
+        }
+    }
+
+    struct Logs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the session agent's recent log (its container's output under docker).",
+            discussion: "Example: flare session logs dev --lines 50")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Session name or id.")
+        var session: String
+        @Option(help: "How many lines, from the end.")
+        var lines: Int = 200
+
+        func run() async throws {
+            let data = try await global.authenticatedClient()
+                .send("GET", "/api/sessions/\(escaped(session))/logs?lines=\(max(1, lines))", body: nil)
+            FileHandle.standardOutput.write(data)
         }
     }
 

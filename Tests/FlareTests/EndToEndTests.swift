@@ -49,6 +49,10 @@ import Testing
         #expect(active)
         #expect(try fixture.flare(["session", "get", "dev"]).stdout.contains("bytes in/out"))
 
+        // The agent's log, from its file or its container's output.
+        let logs = try fixture.flare(["session", "logs", "dev", "--lines", "50"])
+        #expect(logs.stdout.contains("serving SSH"), "\(logs.stdout) \(logs.stderr)")
+
         let stopped = try fixture.flare(["session", "stop", "dev"])
         #expect(stopped.status == 0)
         // Connecting to a sleeping session wakes it, with no other step.

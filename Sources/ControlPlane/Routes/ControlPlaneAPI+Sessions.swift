@@ -75,6 +75,13 @@ extension ControlPlaneAPI {
             return .noContent
         }
 
+        // The agent's recent log: what a user looks at when a session fails.
+        group.get("/sessions/{session}/logs") { request, context -> String in
+            let session = try await session(context)
+            let lines = request.uri.queryParameters["lines"].flatMap { Int($0) }.map { min(max($0, 1), 10_000) } ?? 200
+            return try await lifecycle.driver.logs(sessionId: session.id, lines: lines)
+        }
+
         group.post("/sessions/{session}/runtime-tokens/revoke") { _, context -> RevokeResponse in
             let user = try context.requireUser()
             let session = try await session(context)

@@ -112,6 +112,13 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         }
     }
 
+    public func logs(sessionId: String, lines: Int) async throws -> String {
+        let path = dataDirectory.appendingPathComponent("logs").appendingPathComponent("\(sessionId).log")
+        guard let data = FileManager.default.contents(atPath: path.path) else { return "" }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .suffix(lines + 1).joined(separator: "\n")
+    }
+
     public func remove(sessionId: String) async {
         try? FileManager.default.removeItem(at: sessionDirectory(sessionId))
         unlink(socketPath(sessionId))

@@ -37,6 +37,8 @@ public protocol RuntimeDriver: Sendable {
     func remove(sessionId: String) async
     /// After a control-plane restart: re-attaches to a still-running agent. False if it is gone.
     func adopt(sessionId: String, handle: AgentHandle) async -> Bool
+    /// The agent's recent output (its log), the last `lines` lines.
+    func logs(sessionId: String, lines: Int) async throws -> String
     /// Exits and other events the control plane did not ask for.
     var events: AsyncStream<RuntimeEvent> { get }
 }

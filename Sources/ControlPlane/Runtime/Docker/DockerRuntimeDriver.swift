@@ -125,6 +125,11 @@ public final class DockerRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         }
     }
 
+    public func logs(sessionId: String, lines: Int) async throws -> String {
+        guard try await engine.inspect(Self.containerName(sessionId)) != nil else { return "" }
+        return try await engine.logs(Self.containerName(sessionId), tail: lines)
+    }
+
     public func remove(sessionId: String) async {
         lock.withLock { _ = stopping.insert(sessionId) }
         try? await engine.remove(Self.containerName(sessionId))
