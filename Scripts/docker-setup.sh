@@ -26,6 +26,15 @@ if ! $sudo docker info >/dev/null 2>&1; then
     $sudo docker info >/dev/null 2>&1 || { echo "dockerd did not start: $(tail -5 /var/log/flare-dockerd.log)" >&2; exit 1; }
 fi
 
+# The tests and flare-server talk to the engine as this user.
+if [ "$(id -u)" -ne 0 ] && ! docker info >/dev/null 2>&1; then
+    if [ "${CI:-}" = "true" ]; then
+        $sudo chmod 666 /var/run/docker.sock
+    else
+        echo "note: $(id -un) cannot use the Docker socket; add it to the docker group (then log in again)" >&2
+    fi
+fi
+
 if ! $sudo docker image inspect burstflare/bookworm:base >/dev/null 2>&1; then
     mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
     mirror=${mirror:-http://deb.debian.org/debian}
