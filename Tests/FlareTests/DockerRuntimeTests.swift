@@ -31,44 +31,6 @@ struct DockerRuntimeTests {
         #expect(container.stdout == "none true\n")
     }
 
-    @Test func bytesPTYsAndFileToolsWorkAsUnderTheHostRuntime() throws {
-        let fixture = try dockerSession()
-        let flare = TestProcess.binary("flare")
-        let pty = try TestProcess.run(
-            ["script", "-qec", "stty cols 101 rows 33; '\(flare)' ssh dev -t -- 'tty; stty size'", "/dev/null"],
-            environment: fixture.environment)
-        #expect(pty.stdout.contains("/dev/pts/"), "\(pty.stdout) \(pty.stderr)")
-        #expect(pty.stdout.contains("33 101"))
-
-        var rng = SystemRandomNumberGenerator()
-        let payload = Data((0..<3_000_000).map { _ in UInt8.random(in: 0...255, using: &rng) })
-        let remote = try TestProcess.run([flare, "ssh", "dev", "--", "sha256sum"], environment: fixture.environment,
-                                         stdin: payload)
-        let local = try TestProcess.run(["sha256sum"], stdin: payload)
-        #expect(remote.stdout.prefix(64) == local.stdout.prefix(64))
-
-        // scp, sftp and rsync through `flare config-ssh` and plain OpenSSH.
-        let config = fixture.directory.path("ssh_config")
-        #expect(try fixture.flare(["config-ssh", "--ssh-config", config]).status == 0)
-        let file = fixture.directory.path("upload.bin")
-        try payload.write(to: URL(fileURLWithPath: file))
-        let ssh = ["-F", config, "-o", "BatchMode=yes"]
-        #expect(try TestProcess.run(["scp"] + ssh + [file, "dev.flare:/home/flare/work/up.bin"],
-                                    environment: fixture.environment).status == 0)
-        let back = fixture.directory.path("back.bin")
-        let sftp = try TestProcess.run(["sftp"] + ssh + ["-b", "-", "dev.flare"], environment: fixture.environment,
-                                       stdin: Data("get /home/flare/work/up.bin \(back)\n".utf8))
-        #expect(sftp.status == 0, "\(sftp.stderr)")
-        #expect(FileManager.default.contents(atPath: back) == payload)
-        let tree = fixture.directory.path("tree")
-        try FileManager.default.createDirectory(atPath: tree + "/sub", withIntermediateDirectories: true)
-        try "one\n".write(toFile: tree + "/sub/one.txt", atomically: true, encoding: .utf8)
-        let rsync = try TestProcess.run(["rsync", "-a", "-e", "ssh " + ssh.joined(separator: " "), tree + "/",
-                                         "dev.flare:/home/flare/work/tree/"], environment: fixture.environment)
-        #expect(rsync.status == 0, "\(rsync.stderr)")
-        #expect(try fixture.flare(["ssh", "dev", "--", "cat ~/work/tree/sub/one.txt"]).stdout == "one\n")
-    }
-
     @Test func persistedFilesSurviveStopAndStartInANewContainer() throws {
         let fixture = try dockerSession()
         let first = try fixture.flare(["ssh", "dev", "--", "echo kept > ~/work/note; echo gone > ~/scratch; hostname"])

@@ -66,9 +66,7 @@ extension ControlPlaneAPI {
             let user = try context.requireUser()
             let template = try await template(context)
             let body = try await request.decodeJSON(PromoteRequest.self, context: context)
-            guard let version = try await store.templateVersions(templateId: template.id)
-                .first(where: { $0.version == body.version || $0.id == body.version })
-            else { throw APIError.notFound("version \(body.version) of \(template.name)") }
+            let version = try await version(body.version, of: template)
             guard version.build.state.isUsable else {
                 throw APIError.conflict(
                     "version \(version.version) of \(template.name) has not been built (\(version.build.state.rawValue)); "
@@ -86,10 +84,7 @@ extension ControlPlaneAPI {
     func addBuildLogRoute(to group: RouterGroup<FlareRequestContext>) {
         group.get("/templates/{template}/versions/{version}/build-log") { request, context -> Response in
             let template = try await template(context)
-            let reference = try context.parameters.require("version")
-            guard let version = try await store.templateVersions(templateId: template.id)
-                .first(where: { $0.version == reference || $0.id == reference })
-            else { throw APIError.notFound("version \(reference) of \(template.name)") }
+            let version = try await version(try context.parameters.require("version"), of: template)
             guard let builds else {
                 throw APIError.notFound("build log: this server's runtime builds no images (host runtime)")
             }
@@ -125,10 +120,7 @@ extension ControlPlaneAPI {
         group.put("/templates/{template}/versions/{version}/bundle") { request, context -> TemplateVersionInfo in
             let user = try context.requireUser()
             let template = try await template(context)
-            let reference = try context.parameters.require("version")
-            guard let version = try await store.templateVersions(templateId: template.id)
-                .first(where: { $0.version == reference || $0.id == reference })
-            else { throw APIError.notFound("version \(reference) of \(template.name)") }
+            let version = try await version(try context.parameters.require("version"), of: template)
             guard let builds else {
                 throw APIError.conflict("this server's runtime builds no images (host runtime)", code: "no_builds")
             }
@@ -166,6 +158,14 @@ extension ControlPlaneAPI {
             }
             try handle.write(contentsOf: Data(buffer: buffer))
         }
+    }
+
+    /// A version of `template` by label or id, or 404.
+    func version(_ reference: String, of template: TemplateRecord) async throws -> TemplateVersionRecord {
+        guard let version = try await store.templateVersions(templateId: template.id)
+            .first(where: { $0.version == reference || $0.id == reference })
+        else { throw APIError.notFound("version \(reference) of \(template.name)") }
+        return version
     }
 
     func template(_ context: FlareRequestContext) async throws -> TemplateRecord {

@@ -158,23 +158,24 @@ extension Store {
 extension Store {
     /// Revokes every unrevoked runtime token of the session; returns how many.
     func revokeRuntimeTokens(sessionId: String, at date: Date) async throws -> Int {
+        try await revokeRuntimeTokens(where: "session_id", is: sessionId, at: date)
+    }
+
+    /// Revokes every unrevoked runtime token of the user; returns how many.
+    func revokeRuntimeTokens(userId: String, at date: Date) async throws -> Int {
+        try await revokeRuntimeTokens(where: "user_id", is: userId, at: date)
+    }
+
+    private func revokeRuntimeTokens(where column: String, is value: String, at date: Date) async throws -> Int {
         try await write { db in
-            try db.execute(sql: "UPDATE runtime_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
-                           arguments: [date, sessionId])
+            try db.execute(sql: "UPDATE runtime_tokens SET revoked_at = ? WHERE \(column) = ? AND revoked_at IS NULL",
+                           arguments: [date, value])
             return db.changesCount
         }
     }
 }
 
 extension Store {
-    /// Revokes every unrevoked runtime token of the user; returns how many.
-    func revokeRuntimeTokens(userId: String, at date: Date) async throws -> Int {
-        try await write { db in
-            try db.execute(sql: "UPDATE runtime_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-                           arguments: [date, userId])
-            return db.changesCount
-        }
-    }
 
     /// Of `ids`, the runtime tokens that no longer give access: revoked, unknown, or their session gone.
     func lostRuntimeTokens(ids: [String]) async throws -> [String] {
