@@ -217,6 +217,7 @@ public final class ControlPlaneServer: Service, Sendable {
             if let docker = self.driver as? DockerRuntimeDriver {
                 group.addTask {
                     try await TemplateBuilder(store: self.store, engine: docker.engine, directory: self.buildsDirectory,
+                                              dataDirectory: self.configuration.dataDirectory,
                                               logger: self.logger).run()
                 }
             }

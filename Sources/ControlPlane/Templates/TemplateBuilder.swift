@@ -13,6 +13,8 @@ struct TemplateBuilder: Sendable {
     let engine: DockerEngine
     /// `<data>/builds`: one log per version, and each build's context while it runs.
     let directory: URL
+    /// The server's data directory, for the images' label.
+    let dataDirectory: URL
     let logger: Logger
     static let maxAttempts = 3
 
@@ -94,7 +96,10 @@ struct TemplateBuilder: Sendable {
                 throw DockerEngineError(status: 404, message: "the base image \(manifest.image) does not exist on this "
                     + "server's Docker engine (images are built locally; see Scripts/docker-setup.sh)")
             }
-            let imageId = try await engine.build(tag: tag, context: try await context(for: version, user: base.Config.User ?? "")) {
+            // Labelled like the sessions' containers, so a server's images can be found (and pruned).
+            let labels = [DockerRuntimeDriver.dataLabel: dataDirectory.path, "burstflare.template": version.templateId]
+            let imageId = try await engine.build(tag: tag, labels: labels,
+                                                 context: try await context(for: version, user: base.Config.User ?? "")) {
                 log.append($0)
             }
             try await store.updateTemplateVersion(id: version.id) {

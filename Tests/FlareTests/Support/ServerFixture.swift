@@ -99,6 +99,9 @@ final class ServerFixture: @unchecked Sendable {
         if extraArguments.contains("docker") {
             _ = try? TestProcess.run(["sh", "-c", "docker rm -f $(docker ps -aq --filter "
                 + "label=burstflare.data=\(directory.path("data"))) >/dev/null 2>&1"])
+            // And the images its template builds made.
+            _ = try? TestProcess.run(["sh", "-c", "docker rmi -f $(docker images -q --filter "
+                + "label=burstflare.data=\(directory.path("data"))) >/dev/null 2>&1"])
         }
     }
 }

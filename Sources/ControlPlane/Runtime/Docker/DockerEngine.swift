@@ -135,8 +135,12 @@ struct DockerEngine: Sendable {
 
     /// Builds `context` (an uncompressed tar with a Dockerfile) as `tag` with the host network (for
     /// package installs), streaming the build's output to `log`; returns the image id.
-    func build(tag: String, context: Data, log: @Sendable (String) -> Void) async throws -> String {
-        let query = "t=\(tag.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? tag)&networkmode=host&rm=1&forcerm=1&pull=0"
+    func build(tag: String, labels: [String: String] = [:], context: Data, log: @Sendable (String) -> Void)
+        async throws -> String
+    {
+        let labelJSON = String(decoding: try JSONEncoder().encode(labels), as: UTF8.self)
+        let query = "t=\(tag.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? tag)&networkmode=host&rm=1"
+            + "&forcerm=1&pull=0&labels=\(labelJSON.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
         var request = HTTPClientRequest(url: baseURL + "/build?" + query)
         request.method = .POST
         request.headers.add(name: "Host", value: "docker")
