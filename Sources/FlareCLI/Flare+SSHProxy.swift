@@ -40,8 +40,7 @@ extension Flare {
             } catch let error as CLIError {
                 throw error
             } catch {
-                throw CLIError("cannot reach the gateway at \(gateway) (\(error)); is flare-server (or flare-gateway) "
-                    + "running? Set it with --url, FLARE_URL or FLARE_GATEWAY_URL.")
+                throw GatewayRefusal.unreachable(gateway, error)
             }
             // ssh's pipes to us hold 64 KiB by default; 1 MiB lets each read take more.
             _ = flare_set_pipe_size(0, 1 << 20)

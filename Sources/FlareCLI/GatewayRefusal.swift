@@ -13,8 +13,7 @@ enum GatewayRefusal {
         var request = HTTPClientRequest(url: gateway + path)
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(30)) else {
-            return CLIError("cannot reach the gateway at \(gateway); is flare-server (or flare-gateway) running? "
-                + "Set it with --url, FLARE_URL or FLARE_GATEWAY_URL.")
+            return unreachable(gateway)
         }
         let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
         guard let body = try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: bytes)) else {
@@ -32,6 +31,11 @@ enum GatewayRefusal {
         default:
             return CLIError("the gateway refused the connection to \(session): \(body.error.message)")
         }
+    }
+
+    static func unreachable(_ gateway: String, _ error: (any Error)? = nil) -> CLIError {
+        CLIError("cannot reach the gateway at \(gateway)\(error.map { " (\($0))" } ?? ""); is flare-server (or "
+            + "flare-gateway) running? Set it with --url, FLARE_URL or FLARE_GATEWAY_URL.")
     }
 
     /// The gateway ended an open connection.

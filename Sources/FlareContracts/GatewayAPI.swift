@@ -83,10 +83,13 @@ public struct GatewayResolveResponse: Codable, Sendable, Equatable {
     public var endpoint: String
     /// The session's host public key (`ssh-ed25519 AAAA…`), which the terminal bridge pins.
     public var hostPublicKey: String
+    /// Set when the session had to be woken for this connection: how long that took.
+    public var wakeSeconds: Double?
 
-    public init(endpoint: String, hostPublicKey: String) {
+    public init(endpoint: String, hostPublicKey: String, wakeSeconds: Double? = nil) {
         self.endpoint = endpoint
         self.hostPublicKey = hostPublicKey
+        self.wakeSeconds = wakeSeconds
     }
 }
 

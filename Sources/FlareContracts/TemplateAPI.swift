@@ -81,7 +81,7 @@ public enum TemplateBuildState: String, Codable, Sendable {
     case notNeeded = "not_needed"
     /// The manifest names files from a bundle that has not been uploaded yet.
     case awaitingBundle = "awaiting_bundle"
-    case queued, building, succeeded, failed
+    case queued, building, succeeded
     /// Failed three times; it will not be retried.
     case deadLettered = "dead_lettered"
 

@@ -46,15 +46,13 @@ public struct ControlPlaneLink: GatewayBackend {
     }
 
     public func resolve(_ claims: RuntimeTokenClaims, token: String) async throws -> ResolvedSession {
-        let started = ContinuousClock.now
         let response: GatewayResolveResponse = try await post("/gateway/v1/resolve",
                                                               GatewayResolveRequest(token: token))
         guard let endpoint = AgentEndpoint(response.endpoint) else {
             throw APIError.unavailable("the session's agent has no endpoint yet; try again")
         }
-        let elapsed = ContinuousClock.now - started
         return ResolvedSession(endpoint: endpoint, hostPublicKey: response.hostPublicKey,
-                               wakeDuration: elapsed > .milliseconds(500) ? elapsed : nil)
+                               wakeDuration: response.wakeSeconds.map { .milliseconds(Int64($0 * 1000)) })
     }
 
     /// Follows the revocation stream until cancelled, reopening it after errors or silence. Each

@@ -71,14 +71,13 @@ extension Gateway {
     static func connect(to endpoint: AgentEndpoint, on eventLoop: any EventLoop) async throws
         -> NIOAsyncChannel<ByteBuffer, ByteBuffer>
     {
-        guard case .unix(let path) = endpoint else { throw ChannelError.connectPending }
         return try await ClientBootstrap(group: eventLoop)
             // Small first reads keep idle connections cheap (a buffer is allocated per read); bulk
             // transfers grow reads to 512 KiB within two reads (NIO's default stops at 64 KiB, which
             // costs bulk transfers many wakeups).
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 1024, initial: 2048, maximum: 512 * 1024))
-            .connect(unixDomainSocketPath: path) { channel in
+            .connect(unixDomainSocketPath: endpoint.socketPath) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }

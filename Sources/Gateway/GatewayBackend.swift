@@ -10,9 +10,12 @@ public enum AgentEndpoint: Sendable, Equatable {
         self = .unix(path: String(text.dropFirst(5)))
     }
 
-    public var description: String {
+    public var description: String { "unix:\(socketPath)" }
+
+    /// The agent's Unix socket.
+    public var socketPath: String {
         switch self {
-        case .unix(let path): "unix:\(path)"
+        case .unix(let path): path
         }
     }
 }

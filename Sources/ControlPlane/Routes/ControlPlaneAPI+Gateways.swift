@@ -32,8 +32,9 @@ extension ControlPlaneAPI {
                 throw APIError.unauthorized(error.description, code: error.code)
             }
             let session = try await backend.resolve(claims, token: body.token)
-            return GatewayResolveResponse(endpoint: session.endpoint.description,
-                                          hostPublicKey: session.hostPublicKey)
+            return GatewayResolveResponse(
+                endpoint: session.endpoint.description, hostPublicKey: session.hostPublicKey,
+                wakeSeconds: session.wakeDuration.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 })
         }
 
         group.post("/check") { request, context -> GatewayCheckResponse in

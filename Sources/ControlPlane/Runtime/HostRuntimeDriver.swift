@@ -114,7 +114,12 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
 
     public func logs(sessionId: String, lines: Int) async throws -> String {
         let path = dataDirectory.appendingPathComponent("logs").appendingPathComponent("\(sessionId).log")
-        guard let data = FileManager.default.contents(atPath: path.path) else { return "" }
+        guard let handle = try? FileHandle(forReadingFrom: path) else { return "" }
+        defer { try? handle.close() }
+        // The last 1 MiB holds far more than `lines` lines of agent log.
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 1 << 20 ? size - (1 << 20) : 0)
+        let data = (try? handle.readToEnd()) ?? Data()
         return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             .suffix(lines + 1).joined(separator: "\n")
     }

@@ -111,7 +111,7 @@ public final class ControlPlaneServer: Service, Sendable {
                               commands: AgentCommandBroker(),
                               revocations: RevocationHub(revokeLocally: { gateway.revoke($0) }),
                               builds: Self.buildsImages(configuration)
-                                  ? TemplateBuilds(directory: configuration.dataDirectory.appendingPathComponent("builds"),
+                                  ? TemplateBuilds(directory: Self.buildsDirectory(configuration),
                                                    maxBundleBytes: configuration.maxBundleBytes) : nil)
     }
 
@@ -120,7 +120,9 @@ public final class ControlPlaneServer: Service, Sendable {
         return false
     }
 
-    var buildsDirectory: URL { configuration.dataDirectory.appendingPathComponent("builds") }
+    static func buildsDirectory(_ configuration: ControlPlaneConfiguration) -> URL {
+        configuration.dataDirectory.appendingPathComponent("builds")
+    }
 
     /// The token standalone gateways authenticate with, created (mode 0600) on first start.
     static func loadOrCreateGatewayToken(at url: URL) throws -> String {
@@ -214,9 +216,9 @@ public final class ControlPlaneServer: Service, Sendable {
             }
             group.addTask { try await application.runService() }
             group.addTask { await self.terminals.runExpiry() }
-            if let docker = self.driver as? DockerRuntimeDriver {
+            if let docker = self.driver as? DockerRuntimeDriver, let builds = self.api.builds {
                 group.addTask {
-                    try await TemplateBuilder(store: self.store, engine: docker.engine, directory: self.buildsDirectory,
+                    try await TemplateBuilder(store: self.store, engine: docker.engine, builds: builds,
                                               dataDirectory: self.configuration.dataDirectory,
                                               logger: self.logger).run()
                 }

@@ -39,6 +39,4 @@ final class RevocationHub: @unchecked Sendable {
         let streams = lock.withLock { Array(subscribers.values) }
         streams.forEach { $0.finish() }
     }
-
-    var subscriberCount: Int { lock.withLock { subscribers.count } }
 }

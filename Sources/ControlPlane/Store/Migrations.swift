@@ -120,7 +120,7 @@ enum Migrations {
         }
         migrator.registerMigration("0004_template_builds") { db in
             try db.alter(table: "template_versions") { t in
-                // not_needed (host runtime), queued, building, succeeded, failed, dead_lettered.
+                // not_needed (host runtime), awaiting_bundle, queued, building, succeeded, dead_lettered.
                 t.add(column: "build_state", .text).notNull().defaults(to: "not_needed")
                 t.add(column: "build_attempts", .integer).notNull().defaults(to: 0)
                 t.add(column: "build_image", .text)

@@ -68,7 +68,7 @@ struct TemplateVersionRecord: FlareRecord {
     var buildError: String?
 
     var build: TemplateBuildInfo {
-        TemplateBuildInfo(state: TemplateBuildState(rawValue: buildState) ?? .failed, attempts: buildAttempts,
+        TemplateBuildInfo(state: TemplateBuildState(rawValue: buildState) ?? .deadLettered, attempts: buildAttempts,
                           image: buildImage, imageId: buildImageId, error: buildError)
     }
 

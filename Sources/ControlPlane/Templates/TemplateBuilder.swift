@@ -11,20 +11,20 @@ import ServiceLifecycle
 struct TemplateBuilder: Sendable {
     let store: Store
     let engine: DockerEngine
-    /// `<data>/builds`: one log per version, and each build's context while it runs.
-    let directory: URL
+    /// Where logs and bundles are; each build's context is made there too while it runs.
+    let builds: TemplateBuilds
     /// The server's data directory, for the images' label.
     let dataDirectory: URL
     let logger: Logger
     static let maxAttempts = 3
 
+    /// `burstflare/template-<id>:<version>`, the version with anything a tag cannot hold as `_`.
     static func imageTag(templateId: String, version: String) -> String {
-        "burstflare/template-\(templateId.lowercased()):\(version.lowercased().map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" }.map(String.init).joined())"
+        let tag = String(version.lowercased().map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
+        return "burstflare/template-\(templateId.lowercased()):\(tag)"
     }
 
-    func logPath(versionId: String) -> URL {
-        directory.appendingPathComponent("\(versionId).log")
-    }
+    var directory: URL { builds.directory }
 
     func run() async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -70,7 +70,6 @@ struct TemplateBuilder: Sendable {
             paths.append("/setup.sh")
         }
         if !manifest.files.isEmpty {
-            let builds = TemplateBuilds(directory: directory)
             try await TemplateBuilds.unpack(builds.bundlePath(versionId: version.id),
                                             paths: manifest.files.map { "/" + $0.from },
                                             into: root.appendingPathComponent("bundle"))
@@ -88,7 +87,8 @@ struct TemplateBuilder: Sendable {
     private func build(_ version: TemplateVersionRecord) async {
         let manifest = version.manifest
         let tag = Self.imageTag(templateId: version.templateId, version: version.version)
-        let log = LogFile(url: logPath(versionId: version.id))
+        let log = LogFile(url: builds.logPath(versionId: version.id))
+        defer { log.close() }
         log.append("== build \(version.version), attempt \(version.buildAttempts) of \(Self.maxAttempts): \(tag)\n")
         logger.info("template build started", metadata: ["template.version": "\(version.id)", "build.attempt": "\(version.buildAttempts)"])
         do {
@@ -123,24 +123,24 @@ struct TemplateBuilder: Sendable {
     }
 }
 
-/// Appends to a build log, creating it on first use.
-struct LogFile: Sendable {
-    let url: URL
+/// A build's log, open for appending for the length of one attempt.
+final class LogFile: @unchecked Sendable {
+    private let handle: FileHandle?
 
-    func append(_ text: String) {
+    init(url: URL) {
         if !FileManager.default.fileExists(atPath: url.path) {
             FileManager.default.createFile(atPath: url.path, contents: nil)
         }
-        guard let handle = try? FileHandle(forWritingTo: url) else { return }
-        defer { try? handle.close() }
-        _ = try? handle.seekToEnd()
-        try? handle.write(contentsOf: Data(text.utf8))
+        handle = try? FileHandle(forWritingTo: url)
+        _ = try? handle?.seekToEnd()
     }
-}
 
-extension String {
-    func leftPadded(to width: Int) -> String {
-        String(repeating: "0", count: max(0, width - count)) + self
+    func append(_ text: String) {
+        try? handle?.write(contentsOf: Data(text.utf8))
+    }
+
+    func close() {
+        try? handle?.close()
     }
 }
 

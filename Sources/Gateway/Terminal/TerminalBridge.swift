@@ -44,11 +44,10 @@ public final class TerminalBridge: @unchecked Sendable {
 
     /// Starts a new login shell on the agent.
     func open(_ authorized: GatewayAuthorization, cols: Int, rows: Int) async throws -> TerminalShell {
-        guard case .unix(let path) = authorized.session.endpoint else { throw SSHError.connect }
         let shell = try TerminalShell(id: FlareID.make("trm"), claims: authorized.claims, replayCapacity: replayBytes)
         lock.withLock { shells[shell.id] = shell }
         let id = shell.id
-        try await shell.start(socketPath: path, hostPublicKey: authorized.session.hostPublicKey,
+        try await shell.start(socketPath: authorized.session.endpoint.socketPath, hostPublicKey: authorized.session.hostPublicKey,
                               serviceKey: serviceKey, cols: cols, rows: rows) { [weak self] in
             self?.remove(id)
         }
@@ -87,6 +86,4 @@ public final class TerminalBridge: @unchecked Sendable {
     public func closeAll() {
         lock.withLock { Array(shells.values) }.forEach { $0.terminate() }
     }
-
-    public var count: Int { lock.withLock { shells.count } }
 }

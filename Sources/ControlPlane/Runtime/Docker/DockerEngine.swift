@@ -54,13 +54,6 @@ struct DockerEngine: Sendable {
         }
     }
 
-    struct ContainerSummary: Decodable {
-        var Id: String
-        var Names: [String]
-        var Labels: [String: String]
-        var State: String
-    }
-
     /// Creates a container named `name`; returns its id.
     func create(name: String, _ config: ContainerConfig) async throws -> String {
         struct Created: Decodable { var Id: String }
@@ -93,13 +86,6 @@ struct DockerEngine: Sendable {
         } catch let error as DockerEngineError where error.status == 404 {
             return nil
         }
-    }
-
-    /// Containers (running or not) carrying `label`.
-    func containers(label: String) async throws -> [ContainerSummary] {
-        let filters = #"{"label":["\#(label)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-        return try JSONDecoder().decode([ContainerSummary].self,
-                                        from: try await send(.GET, "/containers/json?all=true&filters=\(filters)"))
     }
 
     /// The container's output (stdout and stderr), the last `tail` lines, as text.
