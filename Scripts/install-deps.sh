@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(libssh-dev libarchive-dev libsqlite3-dev libssl-dev libzstd-dev zlib1g-dev pkg-config
           openssh-client openssh-server openssh-sftp-server socat rsync curl bsdutils procps
-          python3 zstd time)
+          python3 zstd time bubblewrap util-linux)
 
 missing=()
 for package in "${packages[@]}"; do

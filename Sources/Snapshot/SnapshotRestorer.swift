@@ -20,9 +20,23 @@ public struct SnapshotRestorer: Sendable {
 
     public init() {}
 
+    /// Whose the restored files are when a privileged agent restores for the session's user:
+    /// every entry is written as theirs, whatever owner the archive names.
+    public struct Owner: Sendable, Equatable {
+        public var uid: uid_t
+        public var gid: gid_t
+
+        public init(uid: uid_t, gid: gid_t) {
+            self.uid = uid
+            self.gid = gid
+        }
+    }
+
     /// Replaces each of `persistedPaths` under `root` with the snapshot's content (an empty
     /// directory where the snapshot has none).
-    public func restore(archive path: String, root: String, persistedPaths: [String]) throws -> RestoreReport {
+    public func restore(archive path: String, root: String, persistedPaths: [String], owner: Owner? = nil) throws
+        -> RestoreReport
+    {
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         guard let realRoot = realpath(root, nil) else {
             throw SnapshotError(.io, "cannot restore into \(root): \(String(cString: strerror(errno)))")
@@ -46,21 +60,28 @@ public struct SnapshotRestorer: Sendable {
         }
         defer { try? FileManager.default.removeItem(atPath: staging) }
 
-        let report = try extract(path, into: staging, allowed: allowed)
+        let report = try extract(path, into: staging, allowed: allowed, owner: owner)
         for parts in allowed {
             let relative = parts.joined(separator: "/")
             let staged = staging + "/" + relative
             let live = (base == "/" ? "" : base) + "/" + relative
             if access(staged, F_OK) != 0 {
                 try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true)
+                if let owner { _ = lchown(staged, owner.uid, owner.gid) }
             }
             try FileManager.default.createDirectory(atPath: (live as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
             var info = stat()
             if lstat(live, &info) == 0 {
                 let old = staging + "/.previous-\(UInt32.random(in: .min ... .max))"
-                guard rename(live, old) == 0 else {
-                    throw SnapshotError(.io, "cannot move \(live) aside: \(String(cString: strerror(errno)))")
+                if rename(live, old) != 0 {
+                    // overlayfs (a container's root) cannot rename a directory that comes from an
+                    // image layer, such as /home/flare: put the restored content inside it instead.
+                    guard errno == EXDEV, info.st_mode & S_IFMT == S_IFDIR else {
+                        throw SnapshotError(.io, "cannot move \(live) aside: \(String(cString: strerror(errno)))")
+                    }
+                    try Self.replaceContents(of: live, with: staged)
+                    continue
                 }
             }
             guard rename(staged, live) == 0 else {
@@ -70,7 +91,29 @@ public struct SnapshotRestorer: Sendable {
         return report
     }
 
-    private func extract(_ path: String, into staging: String, allowed: [[Substring]]) throws -> RestoreReport {
+    /// Empties `live` (without following links) and moves `staged`'s entries into it, then gives
+    /// it `staged`'s mode, owner and times.
+    static func replaceContents(of live: String, with staged: String) throws {
+        let fm = FileManager.default
+        for name in try fm.contentsOfDirectory(atPath: live) {
+            try fm.removeItem(atPath: live + "/" + name)
+        }
+        for name in try fm.contentsOfDirectory(atPath: staged) {
+            guard rename(staged + "/" + name, live + "/" + name) == 0 else {
+                throw SnapshotError(.io, "cannot move the restored \(name) into \(live): \(String(cString: strerror(errno)))")
+            }
+        }
+        var info = stat()
+        guard lstat(staged, &info) == 0 else { return }
+        _ = lchown(live, info.st_uid, info.st_gid)
+        _ = chmod(live, info.st_mode & 0o7777)
+        var times = [info.st_atim, info.st_mtim]
+        _ = utimensat(AT_FDCWD, live, &times, AT_SYMLINK_NOFOLLOW)
+    }
+
+    private func extract(_ path: String, into staging: String, allowed: [[Substring]], owner: Owner?) throws
+        -> RestoreReport
+    {
         guard let reader = archive_read_new(), let writer = archive_write_disk_new() else {
             throw SnapshotError(.archive, "out of memory")
         }
@@ -81,6 +124,7 @@ public struct SnapshotRestorer: Sendable {
         archive_read_support_filter_zstd(reader)
         archive_read_support_filter_none(reader)
         archive_read_support_format_tar(reader)
+        // Owners are restored only by root, and then as the session user when one is given.
         archive_write_disk_set_options(writer, flare_extract_flags(geteuid() == 0 ? 1 : 0))
         archive_write_disk_set_standard_lookup(writer)
         guard archive_read_open_filename(reader, path, 1 << 16) == ARCHIVE_OK else {
@@ -112,6 +156,12 @@ public struct SnapshotRestorer: Sendable {
                 archive_entry_set_hardlink(entry, staging + "/" + target)
             }
             archive_entry_set_perm(entry, archive_entry_perm(entry) & ~mode_t(0o6000))  // no setuid or setgid
+            if let owner {
+                archive_entry_set_uid(entry, Int64(owner.uid))
+                archive_entry_set_gid(entry, Int64(owner.gid))
+                archive_entry_set_uname(entry, nil)
+                archive_entry_set_gname(entry, nil)
+            }
             guard archive_write_header(writer, entry) == ARCHIVE_OK else {
                 throw SnapshotError(.io, "cannot restore \(name): \(archiveError(writer, "write failed"))")
             }

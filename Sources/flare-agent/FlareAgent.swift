@@ -36,7 +36,7 @@ extension FlareAgent {
             let keys = try AuthorizedKeys(file: authorizedKeys)
             let service = try AgentSSHService(
                 listen: session.address, hostKeyFile: hostKey, authorizedKeys: keys,
-                environment: session.environment(), logger: logger)
+                environment: try session.environment(), logger: logger)
             service.gracePeriod = .seconds(session.graceSeconds)
             if let addressFile {
                 try "\(service.address)\n".write(toFile: addressFile, atomically: true, encoding: .utf8)

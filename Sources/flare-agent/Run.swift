@@ -23,6 +23,7 @@ extension FlareAgent {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var logger = Logger(label: "flare-agent")
             logger[metadataKey: "session.id"] = "\(sessionId)"
+            hideAgentFromSessionProcesses()
             guard let token = ProcessInfo.processInfo.environment["FLARE_AGENT_TOKEN"], !token.isEmpty else {
                 throw ValidationError("FLARE_AGENT_TOKEN is not set")
             }
@@ -31,18 +32,19 @@ extension FlareAgent {
                 agentVersion: "0.1.0", pid: getpid(), sshEndpoint: options.listen))
             let config = try await client.config()
 
+            // The state directory holds the host key and snapshot files: the agent's alone.
             try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+            chmod(stateDir, 0o700)
             let hostKeyPath = (stateDir as NSString).appendingPathComponent("ssh_host_ed25519_key")
             guard FileManager.default.createFile(atPath: hostKeyPath, contents: Data(config.hostPrivateKey.utf8),
                                                  attributes: [.posixPermissions: 0o600])
             else { throw ValidationError("cannot write the host key to \(hostKeyPath)") }
-            let environment = options.environment(home: "/home/flare", templateEnv: config.env)
+            let environment = try options.environment(home: "/home/flare", templateEnv: config.env)
             for path in [environment.home] + config.persistedPaths {
-                try FileManager.default.createDirectory(atPath: environment.realPath(path),
-                                                        withIntermediateDirectories: true)
+                try environment.createDirectory(environment.realPath(path))
             }
             let snapshots = SessionSnapshots(client: client, root: options.root, persistedPaths: config.persistedPaths,
-                                             stateDirectory: stateDir, logger: logger)
+                                             stateDirectory: stateDir, owner: environment.user, logger: logger)
             if let latest = config.restoreSnapshot {
                 // Before serving: a session must never come up with an empty home in place of its work.
                 do {
@@ -71,7 +73,7 @@ extension FlareAgent {
             }
             let heartbeat = HeartbeatService(
                 client: client, activity: activity, authorizedKeys: keys,
-                interval: .seconds(config.heartbeatIntervalSeconds), logger: logger)
+                interval: .seconds(config.heartbeatIntervalSeconds), sessionDirectory: stateDir, logger: logger)
             let commands = CommandService(client: client, snapshots: snapshots, logger: logger)
             let group = ServiceGroup(
                 services: [ssh, heartbeat, commands], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -85,7 +85,8 @@ public final class ControlPlaneClient: Sendable {
         request.headers.add(name: "X-Flare-Total-Bytes", value: String(totalBytes))
         request.headers.add(name: "X-Flare-Reason", value: reason)
         request.body = .stream(FileChunks(path: file), length: .known(Int64(size)))
-        let response = try await client.execute(request, timeout: .seconds(3600))
+        // Bounded even when the control plane stops reading: a stopping agent must still exit.
+        let response = try await client.execute(request, timeout: .seconds(30 + Int64(size / (5 << 20))))
         let bytes = try await response.body.collect(upTo: 1 << 20)
         guard response.status.code == 201 else {
             let message = (try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: bytes)))?.error.message
@@ -133,7 +134,8 @@ public final class ControlPlaneClient: Sendable {
         let bytes = try await response.body.collect(upTo: 4 << 20)
         guard (200..<300).contains(response.status.code) else {
             let message = (try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: bytes)))?.error.message
-            throw RequestError(description: "\(method) \(path): \(response.status.code) \(message ?? "")")
+            throw RequestError(description: "\(method) \(path): \(response.status.code) \(message ?? "")",
+                               status: Int(response.status.code))
         }
         return Data(buffer: bytes)
     }

@@ -10,10 +10,19 @@ public struct HeartbeatService: Service {
     let activity: AgentActivity
     let authorizedKeys: AuthorizedKeys
     let interval: Duration
+    /// A directory that exists as long as the session does (under the host runtime, the session's
+    /// own); nil when there is none to watch.
+    let sessionDirectory: String?
     let logger: Logger
 
+    /// The session is gone for good; the agent must not linger.
+    public struct SessionGone: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     public init(client: ControlPlaneClient, activity: AgentActivity, authorizedKeys: AuthorizedKeys,
-                interval: Duration, logger: Logger) {
+                interval: Duration, sessionDirectory: String? = nil, logger: Logger) {
+        self.sessionDirectory = sessionDirectory
         self.client = client
         self.activity = activity
         self.authorizedKeys = authorizedKeys
@@ -31,9 +40,16 @@ public struct HeartbeatService: Service {
             } catch {
                 break
             }
+            if let sessionDirectory, access(sessionDirectory, F_OK) != 0 {
+                throw SessionGone(description: "the session's directory \(sessionDirectory) was removed")
+            }
             do {
                 try await client.heartbeat(activity.snapshot)
                 authorizedKeys.replace(with: try await client.config().authorizedKeys)
+            } catch let error as ControlPlaneClient.RequestError where error.status == 401 {
+                // The token is cleared when the session stops, fails or is deleted: this agent no
+                // longer serves anything.
+                throw SessionGone(description: "the control plane no longer knows this agent's session (\(error))")
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }

@@ -10,10 +10,13 @@ public struct SessionSnapshots: Sendable {
     let root: String
     let persistedPaths: [String]
     let stateDirectory: String
+    /// Restored files belong to this user when the agent runs as root.
+    let owner: SessionUser?
     let logger: Logger
 
     public init(client: ControlPlaneClient, root: String, persistedPaths: [String], stateDirectory: String,
-                logger: Logger) {
+                owner: SessionUser? = nil, logger: Logger) {
+        self.owner = owner
         self.client = client
         self.root = root
         self.persistedPaths = persistedPaths
@@ -28,7 +31,10 @@ public struct SessionSnapshots: Sendable {
         let started = ContinuousClock.now
         try await client.downloadSnapshot(reference, to: file)
         let (root, paths) = (self.root, self.persistedPaths)
-        let report = try await onThread { try SnapshotRestorer().restore(archive: file, root: root, persistedPaths: paths) }
+        let owner = self.owner.map { SnapshotRestorer.Owner(uid: $0.uid, gid: $0.gid) }
+        let report = try await onThread {
+            try SnapshotRestorer().restore(archive: file, root: root, persistedPaths: paths, owner: owner)
+        }
         logger.info("restored snapshot", metadata: [
             "snapshot.id": "\(reference.id)", "snapshot.entries": "\(report.entryCount)",
             "duration": "\(ContinuousClock.now - started)",

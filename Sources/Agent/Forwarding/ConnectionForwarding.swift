@@ -20,10 +20,13 @@ final class ConnectionForwarding {
     private var agentDirectory: String?
     private var agentReady = false
     private weak var eventLoop: SSHEventLoop?
+    /// Owns the agent socket when the agent runs as root (only that user may use it).
+    private let user: SessionUser?
 
-    init(eventLoop: SSHEventLoop?, activity: AgentActivity, logger: Logger,
+    init(eventLoop: SSHEventLoop?, activity: AgentActivity, logger: Logger, user: SessionUser? = nil,
          register: @escaping (any ChannelTicking) -> Void) {
         self.eventLoop = eventLoop
+        self.user = user
         self.activity = activity
         self.logger = logger
         self.register = register
@@ -72,6 +75,10 @@ final class ConnectionForwarding {
             return nil
         }
         chmod(directory + "/agent.sock", 0o600)
+        if let user {
+            user.own(directory)
+            user.own(directory + "/agent.sock")
+        }
         listener.setNonBlocking()
         agentDirectory = directory
         agentListener = listener

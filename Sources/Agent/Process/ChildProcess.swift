@@ -27,34 +27,16 @@ final class ChildProcess {
     }
 
     /// Starts `executable` (a full path) with `arguments` (argv, including argv[0]) and
-    /// `environment`, in `directory`.
-    init(executable: String, arguments: [String], environment: [String: String], directory: String, io: IO) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGDEF) | Int16(POSIX_SPAWN_SETSIGMASK) | flare_spawn_setsid_flag())
-        posix_spawn_file_actions_addchdir_np(&actions, directory)
-
+    /// `environment`, in `directory`; as `user` when given (the agent then runs as root).
+    init(executable: String, arguments: [String], environment: [String: String], directory: String, io: IO,
+         user: SessionUser? = nil) throws {
         var childEnds: [Int32] = []
         defer { childEnds.forEach { close($0) } }
+        var ttyPath: String?
         switch io {
         case .pipes:
             let stdinPipe = try Self.pipe(), stdoutPipe = try Self.pipe(), stderrPipe = try Self.pipe()
             childEnds = [stdinPipe.read, stdoutPipe.write, stderrPipe.write]
-            posix_spawn_file_actions_adddup2(&actions, stdinPipe.read, 0)
-            posix_spawn_file_actions_adddup2(&actions, stdoutPipe.write, 1)
-            posix_spawn_file_actions_adddup2(&actions, stderrPipe.write, 2)
             input = stdinPipe.write
             output = stdoutPipe.read
             errorOutput = stderrPipe.read
@@ -66,19 +48,20 @@ final class ChildProcess {
                 throw SpawnError(description: "no pseudo-terminal available: \(String(cString: strerror(errno)))")
             }
             let slavePath = String(cString: name)
+            // grantpt made the slave the agent's; the user's shell must own its terminal.
+            if let user {
+                guard chown(slavePath, user.uid, user.gid) == 0, chmod(slavePath, 0o620) == 0 else {
+                    close(master)
+                    throw SpawnError(description: "cannot give the terminal to \(user.name): \(String(cString: strerror(errno)))")
+                }
+            }
             Self.resize(master: master, to: size)
-            // Opened in the child after setsid(), without O_NOCTTY: it becomes the controlling tty.
-            posix_spawn_file_actions_addopen(&actions, 0, slavePath, O_RDWR, 0)
-            posix_spawn_file_actions_adddup2(&actions, 0, 1)
-            posix_spawn_file_actions_adddup2(&actions, 0, 2)
+            ttyPath = slavePath
             input = master
             output = master
             errorOutput = -1
             isTerminal = true
         }
-
-        // Like sshd: the command gets stdin, stdout and stderr and nothing else the agent holds.
-        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
 
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -86,8 +69,32 @@ final class ChildProcess {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        let groups = user?.groups ?? []
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let rc = executable.withCString { path in
+            directory.withCString { directory in
+                (ttyPath ?? "").withCString { tty in
+                    groups.withUnsafeBufferPointer { groupList in
+                        argv.withUnsafeBufferPointer { argvList in
+                            envp.withUnsafeBufferPointer { envpList in
+                                // Like sshd: the command gets stdin, stdout and stderr and nothing else
+                                // the agent holds (flare_spawn closes every other descriptor).
+                                var request = flare_spawn_request(
+                                    path: path, argv: argvList.baseAddress, envp: envpList.baseAddress,
+                                    directory: directory,
+                                    stdin_fd: childEnds.isEmpty ? -1 : childEnds[0],
+                                    stdout_fd: childEnds.isEmpty ? -1 : childEnds[1],
+                                    stderr_fd: childEnds.isEmpty ? -1 : childEnds[2],
+                                    tty_path: ttyPath == nil ? nil : tty,
+                                    set_ids: user == nil ? 0 : 1, uid: user?.uid ?? 0, gid: user?.gid ?? 0,
+                                    groups: groupList.baseAddress, group_count: Int32(groupList.count))
+                                return flare_spawn(&request, &pid)
+                            }
+                        }
+                    }
+                }
+            }
+        }
         guard rc == 0 else {
             [input, output, errorOutput].filter { $0 >= 0 }.forEach { close($0) }
             throw SpawnError(description: "could not start \(executable): \(String(cString: strerror(rc)))")

@@ -27,7 +27,8 @@ final class AgentConnectionHandler: SSHServerConnectionDelegate {
     func attach(to connection: SSHServerConnection, peer: String) {
         self.peer = peer
         logger[metadataKey: "connection.peer"] = "\(peer)"
-        forwarding = ConnectionForwarding(eventLoop: connection.eventLoop, activity: activity, logger: logger) {
+        forwarding = ConnectionForwarding(eventLoop: connection.eventLoop, activity: activity, logger: logger,
+                                          user: environment.user) {
             [weak self] handler in self?.handlers[ObjectIdentifier(handler)] = handler
         }
     }

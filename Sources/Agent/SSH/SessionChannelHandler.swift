@@ -81,7 +81,7 @@ final class SessionChannelHandler: SSHChannelDelegate {
     private func start(_ arguments: [String], argv0: String? = nil) -> Bool {
         guard child == nil else { return false }
         let home = environment.realHome
-        try? FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        try? environment.createDirectory(home)
         var argv = arguments
         if let argv0 { argv[0] = argv0 }
         let started: ChildProcess
@@ -90,7 +90,8 @@ final class SessionChannelHandler: SSHChannelDelegate {
             variables.merge(connectionVariables()) { _, new in new }
             let env = environment.environment(term: pty?.term, clientVariables: variables)
             started = try ChildProcess(executable: arguments[0], arguments: argv, environment: env,
-                                       directory: home, io: pty.map { .terminal($0.size) } ?? .pipes)
+                                       directory: home, io: pty.map { .terminal($0.size) } ?? .pipes,
+                                       user: environment.user)
         } catch {
             logger.warning("could not start a command", metadata: ["error": "\(error)"])
             return false

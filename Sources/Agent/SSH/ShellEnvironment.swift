@@ -11,6 +11,8 @@ public struct ShellEnvironment: Sendable {
     public var templateEnv: [String: String]
     /// Which SFTP server the `sftp` subsystem runs.
     public var sftp: SFTPChoice = .automatic
+    /// Who children run as when the agent runs as root; nil runs them as the agent's own user.
+    public var user: SessionUser?
 
     /// `automatic`: the image's OpenSSH `sftp-server` if it has one, else the agent's own;
     /// `builtIn`: always the agent's own (`flare-agent sftp-server`).
@@ -35,15 +37,28 @@ public struct ShellEnvironment: Sendable {
     /// The real HOME directory (created if missing).
     public var realHome: String { realPath(home) }
 
+    /// Creates `path` (and missing parents) for the session; with a ``user``, the directories
+    /// made are the user's.
+    public func createDirectory(_ path: String) throws {
+        var missing: [String] = []
+        var current = path
+        while !current.isEmpty, current != "/", access(current, F_OK) != 0 {
+            missing.append(current)
+            current = (current as NSString).deletingLastPathComponent
+        }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        if let user { missing.forEach(user.own) }
+    }
+
     var userName: String {
+        if let user { return user.name }
         if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name { return String(cString: name) }
         return ProcessInfo.processInfo.environment["USER"] ?? "flare"
     }
 
     /// The user's login shell if it exists, else bash, else sh.
     var shell: String {
-        if let pw = getpwuid(getuid()), let raw = pw.pointee.pw_shell {
-            let shell = String(cString: raw)
+        if let shell = user?.shell ?? getpwuid(getuid())?.pointee.pw_shell.map({ String(cString: $0) }) {
             if !shell.hasSuffix("nologin"), !shell.hasSuffix("false"), access(shell, X_OK) == 0 { return shell }
         }
         return access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
