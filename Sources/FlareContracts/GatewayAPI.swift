@@ -146,3 +146,28 @@ public struct TerminalMessage: Codable, Sendable, Equatable {
         return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }
+
+/// A gateway's registered service key, as `GET /gateway/v1/keys` lists it. Agents trust every
+/// registered key for browser terminals, so an operator removes the keys of retired gateways.
+public struct GatewayKeyInfo: Codable, Sendable, Equatable {
+    public var name: String
+    /// `SHA256:…`, as `ssh-keygen -lf` prints it.
+    public var fingerprint: String
+    public var registeredAt: Date
+
+    public init(name: String, fingerprint: String, registeredAt: Date) {
+        self.name = name
+        self.fingerprint = fingerprint
+        self.registeredAt = registeredAt
+    }
+}
+
+/// `POST /gateway/v1/keys/remove`: forget a gateway's service key (agents drop it at their next
+/// heartbeat).
+public struct GatewayKeyRemoveRequest: Codable, Sendable, Equatable {
+    public var fingerprint: String
+
+    public init(fingerprint: String) {
+        self.fingerprint = fingerprint
+    }
+}

@@ -107,22 +107,42 @@ public struct ControlPlaneLink: GatewayBackend {
         throw APIError.unavailable("the control plane closed the revocation stream")
     }
 
+    /// The service keys registered with the control plane.
+    public func keys() async throws -> [GatewayKeyInfo] {
+        let data = try await send("/gateway/v1/keys", body: GatewayKeyRemoveRequest?.none, timeout: .seconds(30))
+        return try FlareJSON.decoder().decode([GatewayKeyInfo].self, from: data)
+    }
+
+    /// Removes a registered service key by fingerprint.
+    public func removeKey(fingerprint: String) async throws {
+        _ = try await send("/gateway/v1/keys/remove", body: GatewayKeyRemoveRequest(fingerprint: fingerprint),
+                           timeout: .seconds(30))
+    }
+
     private func post<Body: Encodable, Result: Decodable>(_ path: String, _ body: Body) async throws -> Result {
+        try FlareJSON.decoder().decode(Result.self, from: try await send(path, body: body, timeout: .seconds(90)))
+    }
+
+    /// A GET (no body) or a JSON POST with the gateway token; the answer's body on a 2xx, else the
+    /// control plane's error.
+    private func send<Body: Encodable>(_ path: String, body: Body? = nil, timeout: TimeAmount) async throws -> Data
+    {
         var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(gatewayToken)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(data: try FlareJSON.encoder().encode(body)))
+        if let body {
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: try FlareJSON.encoder().encode(body)))
+        }
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(request, timeout: .seconds(90))
+            response = try await client.execute(request, timeout: timeout)
         } catch {
             throw APIError.unavailable("the control plane at \(baseURL) is unreachable: \(error)",
                                        code: "control_plane_unreachable")
         }
         guard (200..<300).contains(response.status.code) else { throw try await Self.apiError(response) }
-        let bytes = try await response.body.collect(upTo: 1 << 20)
-        return try FlareJSON.decoder().decode(Result.self, from: Data(buffer: bytes))
+        return Data(buffer: try await response.body.collect(upTo: 1 << 20))
     }
 
     /// The control plane's error passed on with its status, code and message.

@@ -71,13 +71,15 @@ extension Gateway {
     static func connect(to endpoint: AgentEndpoint, on eventLoop: any EventLoop) async throws
         -> NIOAsyncChannel<ByteBuffer, ByteBuffer>
     {
+        let socket = try AgentSocket.connect(path: endpoint.socketPath)
+        // NIO owns the descriptor from here on (and closes it, on failure too).
         return try await ClientBootstrap(group: eventLoop)
             // Small first reads keep idle connections cheap (a buffer is allocated per read); bulk
             // transfers grow reads to 512 KiB within two reads (NIO's default stops at 64 KiB, which
             // costs bulk transfers many wakeups).
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 1024, initial: 2048, maximum: 512 * 1024))
-            .connect(unixDomainSocketPath: endpoint.socketPath) { channel in
+            .withConnectedSocket(socket) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }

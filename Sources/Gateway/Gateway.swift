@@ -47,7 +47,9 @@ public struct Gateway: Sendable {
     /// Adds `GET /gateway/ssh/{session}` and `GET /gateway/terminal/{session}`.
     public func addRoutes<Context: GatewayRequestContext>(to router: Router<Context>) {
         router.ws("/gateway/ssh/{session}") { request, context in
-            context.gatewayAuthorization.value = try await self.authorize(request, context: context, purpose: .ssh)
+            context.gatewayAuthorization.value = try await self.refusingReadably(
+                request, channel: context.connectionChannel, id: context.id
+            ) { try await self.authorize(request, context: context, purpose: .ssh) }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             guard let authorized = context.requestContext.gatewayAuthorization.value else { return }
@@ -60,8 +62,9 @@ public struct Gateway: Sendable {
         }
         guard let terminals else { return }
         router.ws("/gateway/terminal/{session}") { request, context in
-            context.gatewayAuthorization.value = try await self.authorize(request, context: context,
-                                                                          purpose: .terminal)
+            context.gatewayAuthorization.value = try await self.refusingReadably(
+                request, channel: context.connectionChannel, id: context.id
+            ) { try await self.authorize(request, context: context, purpose: .terminal) }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             guard let authorized = context.requestContext.gatewayAuthorization.value else { return }

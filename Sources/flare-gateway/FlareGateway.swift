@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareContracts
 import Foundation
 import Gateway
 import Logging
@@ -17,7 +18,15 @@ struct FlareGateway: AsyncParsableCommand {
             Example:
               FLARE_GATEWAY_TOKEN=$(cat .flare/gateway-token) \\
                 flare-gateway --control-plane http://127.0.0.1:8787 --port 8788
+
+            Agents trust every registered gateway's service key for browser terminals; list them
+            with --list-keys and retire one with --remove-key SHA256:….
             """)
+
+    @Flag(help: "List the gateways' service keys registered with the control plane, and exit.")
+    var listKeys = false
+    @Option(help: "Remove the registered service key with this fingerprint (SHA256:…), and exit.")
+    var removeKey: String?
 
     @Option(help: "The control plane's URL (env FLARE_CONTROL_PLANE).")
     var controlPlane: String = ProcessInfo.processInfo.environment["FLARE_CONTROL_PLANE"] ?? "http://127.0.0.1:8787"
@@ -60,6 +69,24 @@ struct FlareGateway: AsyncParsableCommand {
             token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
             throw ValidationError("the gateway token is required: --token-file PATH or FLARE_GATEWAY_TOKEN")
+        }
+        if listKeys || removeKey != nil {
+            let link = ControlPlaneLink(baseURL: controlPlane, gatewayToken: token, streamClient: .shared,
+                                        logger: Logger(label: "flare-gateway"))
+            if let removeKey {
+                try await link.removeKey(fingerprint: removeKey)
+                print("Removed \(removeKey); agents stop trusting it at their next heartbeat.")
+            } else {
+                let formatter = ISO8601DateFormatter()
+                print("NAME".padding(toLength: 24, withPad: " ", startingAt: 0) + "FINGERPRINT".padding(
+                    toLength: 54, withPad: " ", startingAt: 0) + "REGISTERED")
+                for key in try await link.keys() {
+                    print(key.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                        + key.fingerprint.padding(toLength: 54, withPad: " ", startingAt: 0)
+                        + formatter.string(from: key.registeredAt))
+                }
+            }
+            return
         }
         var configuration = GatewayServer.Configuration(
             controlPlaneURL: controlPlane, gatewayToken: token,

@@ -25,16 +25,20 @@ struct UserAuthMiddleware: RouterMiddleware {
     }
 }
 
-/// Requires the per-session agent token and puts the agent's session in the context.
+/// Requires the per-session agent token of the session the channel is bound to, and puts that
+/// session in the context.
 struct AgentAuthMiddleware: RouterMiddleware {
     typealias Context = FlareRequestContext
     let store: Store
+    /// The only session this channel serves.
+    let boundSession: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
         guard let token = bearerToken(request),
-              let session = try await store.session(agentTokenHash: SessionLifecycle.hash(token))
+              let session = try await store.session(agentTokenHash: SessionLifecycle.hash(token)),
+              session.id == boundSession
         else { throw APIError.unauthorized("unknown agent token", code: "invalid_agent_token") }
         var context = context
         context.agentSession = session

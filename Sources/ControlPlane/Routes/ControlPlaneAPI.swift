@@ -27,10 +27,18 @@ struct ControlPlaneAPI: Sendable {
     let revocations: RevocationHub
     /// Template versions are built into images (docker runtime); where their logs are.
     let builds: TemplateBuilds?
+    /// The operator's ceilings on what a template's `resources` may ask for.
+    let resourceCeilings: TemplateResources
+    /// Registration closes after the first account.
+    let singleUser: Bool
     /// How long access tokens live.
     let accessTokenLifetime: TimeInterval = 30 * 86400
     /// How long runtime tokens live.
     let runtimeTokenLifetime: TimeInterval = 5 * 60
+    /// Snapshot bytes promised to uploads in flight.
+    let storageReservations = StorageReservations()
+    /// Sign-up, sign-in and token issuance limits (429 past them).
+    var rateLimits = AuthRateLimits()
 
     func addRoutes(to router: Router<FlareRequestContext>) {
         router.get("/api/health") { _, _ in HealthResponse(status: "ok", version: FlareVersion.current) }
@@ -42,9 +50,16 @@ struct ControlPlaneAPI: Sendable {
         addBundleRoute(to: authenticated)
         addSessionRoutes(to: authenticated)
         addUserSnapshotRoutes(to: authenticated)
-        let agent = router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store))
+    }
+
+    /// The router of one session's agent channel: that session's agent routes and nothing else.
+    func makeAgentRouter(boundTo sessionId: String) -> Router<FlareRequestContext> {
+        let router = Router(context: FlareRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        let agent = router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store, boundSession: sessionId))
         addAgentRoutes(to: agent)
         addAgentSnapshotRoutes(to: agent)
+        return router
     }
 }
 

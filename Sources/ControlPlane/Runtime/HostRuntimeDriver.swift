@@ -1,59 +1,114 @@
 import Foundation
 import Logging
 
-/// Runs each session's agent as a child process of the server, with a per-session directory
-/// standing in for the container's filesystem. For one developer on their own machine.
+/// Runs each session's agent on this machine, confined by a ``HostSandbox`` (or, in single-user
+/// mode without one, as a plain child process of the server).
 ///
 /// Layout under the data directory: `sessions/<id>/fs` (the session's `/`, discarded on stop like a
-/// container's filesystem), `logs/<id>.log` (the agent's log, kept), and `run/<id>.sock` (the agent's
-/// SSH socket; kept short for the 108-byte Unix path limit).
+/// container's filesystem, owned by the sandbox uid), `sessions/<id>/identity` (its `passwd`),
+/// `logs/<id>.log` (the agent's log, written by the server), and `run/<id>/ssh.sock` (the agent's
+/// SSH socket).
 public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     private let dataDirectory: URL
     private let agentExecutable: String
+    /// Nil only in single-user mode where no sandbox can be made.
+    private let sandbox: HostSandbox?
     private let logger: Logger
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
+    /// The agent's own pid (inside the sandbox's outer bwrap) for each running session.
+    private var agentPids: [String: Int32] = [:]
     private var adopted: [String: Int32] = [:]
     private var stopping: Set<String> = []
     public let events: AsyncStream<RuntimeEvent>
     private let continuation: AsyncStream<RuntimeEvent>.Continuation
 
-    public init(dataDirectory: URL, agentExecutable: String, logger: Logger) {
+    public init(dataDirectory: URL, agentExecutable: String, sandbox: HostSandbox?, logger: Logger) {
         self.dataDirectory = dataDirectory
         self.agentExecutable = agentExecutable
+        self.sandbox = sandbox
         self.logger = logger
         (events, continuation) = AsyncStream.makeStream(of: RuntimeEvent.self)
     }
+
+    public var agentOwner: uid_t? { sandbox?.uid }
 
     func sessionDirectory(_ id: String) -> URL {
         dataDirectory.appendingPathComponent("sessions").appendingPathComponent(id)
     }
 
-    func socketPath(_ id: String) -> String {
-        dataDirectory.appendingPathComponent("run").appendingPathComponent("\(id).sock").path
+    func runDirectory(_ id: String) -> URL {
+        dataDirectory.appendingPathComponent("run").appendingPathComponent(id)
+    }
+
+    /// Directories the sandbox uid must traverse to bind its session's own (they list nothing to
+    /// it: 0711), with the session's directories below them owned by that uid.
+    private func prepareDirectories(_ id: String) throws -> (root: URL, identity: URL, run: URL) {
+        let fm = FileManager.default
+        let directory = sessionDirectory(id)
+        let root = directory.appendingPathComponent("fs")
+        let identity = directory.appendingPathComponent("identity")
+        let run = runDirectory(id)
+        try? fm.removeItem(at: run)
+        for parent in [dataDirectory.appendingPathComponent("sessions"), dataDirectory.appendingPathComponent("run"),
+                       dataDirectory.appendingPathComponent("logs")] {
+            try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        }
+        try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        try fm.createDirectory(at: identity, withIntermediateDirectories: true)
+        try fm.createDirectory(at: run, withIntermediateDirectories: true)
+        guard let sandbox else { return (root, identity, run) }
+        if sandbox.uid != geteuid() {
+            for path in [dataDirectory, dataDirectory.appendingPathComponent("sessions"),
+                         dataDirectory.appendingPathComponent("run")] {
+                chmod(path.path, 0o711)
+            }
+        }
+        try Data(HostSandbox.passwd.utf8).write(to: identity.appendingPathComponent("passwd"))
+        try Data(HostSandbox.group.utf8).write(to: identity.appendingPathComponent("group"))
+        for path in [identity.appendingPathComponent("passwd"), identity.appendingPathComponent("group")] {
+            chmod(path.path, 0o644)
+        }
+        for path in [root, run] {
+            chown(path.path, sandbox.uid, sandbox.uid)
+            chmod(path.path, 0o700)
+        }
+        chmod(identity.path, 0o755)
+        chmod(directory.path, 0o711)
+        return (root, identity, run)
     }
 
     public func start(_ spec: AgentLaunchSpec) async throws -> AgentHandle {
-        let directory = sessionDirectory(spec.sessionId)
-        let root = directory.appendingPathComponent("fs")
-        let fm = FileManager.default
-        try fm.createDirectory(at: root, withIntermediateDirectories: true)
-        try fm.createDirectory(at: dataDirectory.appendingPathComponent("run"), withIntermediateDirectories: true)
-        try fm.createDirectory(at: dataDirectory.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        let (root, identity, run) = try prepareDirectories(spec.sessionId)
         let logPath = dataDirectory.appendingPathComponent("logs").appendingPathComponent("\(spec.sessionId).log").path
-        fm.createFile(atPath: logPath, contents: nil)
+        FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600])
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
 
-        let endpoint = "unix:" + socketPath(spec.sessionId)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: agentExecutable)
-        process.arguments = [
-            "run", "--control-plane", spec.controlPlaneURL, "--session", spec.sessionId,
-            "--listen", endpoint, "--root", root.path, "--state-dir", directory.path,
-        ]
-        var environment = ProcessInfo.processInfo.environment
-        environment["FLARE_AGENT_TOKEN"] = spec.agentToken
+        var environment = ["FLARE_AGENT_TOKEN": spec.agentToken, "LANG": "C.UTF-8",
+                           "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        let endpoint = "unix:" + run.appendingPathComponent("ssh.sock").path
+        if let sandbox {
+            let command = sandbox.agentCommand(
+                agent: agentExecutable, root: root.path, identity: identity.path, runDirectory: run.path,
+                controlDirectory: spec.controlDirectory.path,
+                agentArguments: ["run", "--control-plane", AgentChannels.url(socketPath: "/run/flare-control/agent.sock"),
+                                 "--session", spec.sessionId, "--listen", "unix:/run/flare/ssh.sock", "--root", "/",
+                                 "--home", "/home/flare", "--state-dir", "/var/lib/flare-agent"])
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
+        } else {
+            // Single-user mode without a sandbox: the agent is the server's own child, as its user.
+            process.executableURL = URL(fileURLWithPath: agentExecutable)
+            process.arguments = [
+                "run", "--control-plane",
+                AgentChannels.url(socketPath: spec.controlDirectory.appendingPathComponent("agent.sock").path),
+                "--session", spec.sessionId, "--listen", endpoint, "--root", root.path,
+                "--state-dir", sessionDirectory(spec.sessionId).path,
+            ]
+            environment["HOME"] = ProcessInfo.processInfo.environment["HOME"]
+        }
         process.environment = environment
         process.standardOutput = log
         process.standardError = log
@@ -66,14 +121,33 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         do {
             try process.run()
         } catch {
-            throw RuntimeDriverError(description: "could not start \(agentExecutable): \(error.localizedDescription)")
+            throw RuntimeDriverError(description: "could not start \(process.executableURL?.path ?? agentExecutable): "
+                + error.localizedDescription)
         }
+        // The outer bwrap's only child is the agent (pid 1 of the sandbox): signals go to it.
+        let agentPid = sandbox == nil ? process.processIdentifier : await Self.onlyChild(of: process)
         lock.withLock {
             processes[sessionId] = process
+            agentPids[sessionId] = agentPid
             stopping.remove(sessionId)
         }
-        logger.info("agent started", metadata: ["session.id": "\(sessionId)", "agent.pid": "\(process.processIdentifier)"])
-        return AgentHandle(pid: process.processIdentifier, endpoint: endpoint)
+        logger.info("agent started", metadata: ["session.id": "\(sessionId)", "agent.pid": "\(agentPid)",
+                                                "agent.confined": "\(sandbox != nil)"])
+        return AgentHandle(pid: agentPid, endpoint: endpoint)
+    }
+
+    /// The child bwrap forks for the command, once it exists (or the process itself, if it ended).
+    static func onlyChild(of process: Process) async -> Int32 {
+        let pid = process.processIdentifier
+        for _ in 0..<200 {
+            if let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8),
+               let child = text.split(separator: " ").compactMap({ Int32($0) }).first {
+                return child
+            }
+            guard process.isRunning else { break }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return pid
     }
 
     private func processExited(sessionId: String, process: Process) {
@@ -92,7 +166,7 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     public func stop(sessionId: String, grace: Duration) async {
         let (process, pid) = lock.withLock { () -> (Process?, Int32?) in
             stopping.insert(sessionId)
-            return (processes[sessionId], processes[sessionId]?.processIdentifier ?? adopted[sessionId])
+            return (processes[sessionId], agentPids[sessionId] ?? adopted[sessionId])
         }
         guard let pid else { return }
         kill(pid, SIGTERM)
@@ -109,6 +183,7 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         lock.withLock {
             adopted[sessionId] = nil
             processes[sessionId] = nil
+            agentPids[sessionId] = nil
         }
     }
 
@@ -126,7 +201,7 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
 
     public func remove(sessionId: String) async {
         try? FileManager.default.removeItem(at: sessionDirectory(sessionId))
-        unlink(socketPath(sessionId))
+        try? FileManager.default.removeItem(at: runDirectory(sessionId))
     }
 
     public func adopt(sessionId: String, handle: AgentHandle) async -> Bool {

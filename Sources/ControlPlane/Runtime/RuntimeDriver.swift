@@ -4,8 +4,9 @@ import Foundation
 /// What a runtime needs to start a session's agent.
 public struct AgentLaunchSpec: Sendable {
     public var sessionId: String
-    /// The control plane's URL as the agent reaches it.
-    public var controlPlaneURL: String
+    /// The session's control channel: a directory holding `agent.sock`, which the runtime makes
+    /// reachable to the agent alone (read-only: the session cannot replace the socket).
+    public var controlDirectory: URL
     /// The per-session secret the agent dials home with.
     public var agentToken: String
     /// The template version's built image (docker runtime), and its limits.
@@ -41,4 +42,11 @@ public protocol RuntimeDriver: Sendable {
     func logs(sessionId: String, lines: Int) async throws -> String
     /// Exits and other events the control plane did not ask for.
     var events: AsyncStream<RuntimeEvent> { get }
+    /// The uid agents run as on the host when it is not the server's own or root's (a sandbox
+    /// uid): it gets the session's control-channel directory.
+    var agentOwner: uid_t? { get }
+}
+
+extension RuntimeDriver {
+    public var agentOwner: uid_t? { nil }
 }

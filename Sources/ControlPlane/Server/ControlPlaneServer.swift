@@ -3,6 +3,7 @@ import FlareHTTP
 import Foundation
 import Gateway
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -24,6 +25,11 @@ public struct ControlPlaneConfiguration: Sendable {
         case host
         case docker(DockerRuntimeDriver.Configuration)
     }
+    /// The host runtime's sandbox uid when the server runs as root.
+    public var sandboxUID: uid_t = 64000
+    /// One account only: registration closes after the first, and the host runtime may run
+    /// unconfined where no sandbox can be made.
+    public var singleUser = false
     /// bcrypt cost for password hashes.
     public var bcryptCost: UInt8 = 11
     /// How long a starting agent has to report ready.
@@ -42,6 +48,14 @@ public struct ControlPlaneConfiguration: Sendable {
     public var reconcileInterval: Duration = .seconds(15)
     /// The largest template bundle accepted (docker runtime).
     public var maxBundleBytes: Int64 = 256 << 20
+    /// Limits on each template build's `setup` step (docker runtime), and the network it runs in.
+    public var buildLimits = BuildLimits()
+    /// The most a template's `resources` may ask for; more is a 400 at upload.
+    public var resourceCeilings = TemplateResources(memoryMB: 16 * 1024, cpus: 4, pids: 8192)
+    /// A client must send its first request's headers within this (slow-header clients are dropped).
+    public var headerTimeout: Duration = .seconds(10)
+    /// An HTTP connection idle between requests for this long is closed.
+    public var httpIdleTimeout: Duration = .seconds(300)
     /// A gateway connection with no traffic either way for this long is closed.
     public var idleConnectionTimeout: Duration = .seconds(3600)
 
@@ -57,6 +71,7 @@ public final class ControlPlaneServer: Service, Sendable {
     let store: Store
     let lifecycle: SessionLifecycle
     let driver: any RuntimeDriver
+    let channels: AgentChannels
     let api: ControlPlaneAPI
     let gateway: Gateway
     let gatewayBackend: EmbeddedGatewayBackend
@@ -65,7 +80,6 @@ public final class ControlPlaneServer: Service, Sendable {
     /// SHA-256 of the token standalone gateways present (the `gateway-token` file).
     let gatewayTokenHash: String
     let logger: Logger
-    private let listeningURL = LockedURL()
 
     /// Opens the store (migrating it), loads or creates the signing key, and prepares the runtime.
     public init(configuration: ControlPlaneConfiguration, logger: Logger) throws {
@@ -74,22 +88,36 @@ public final class ControlPlaneServer: Service, Sendable {
         let fm = FileManager.default
         try fm.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true,
                                attributes: [.posixPermissions: 0o700])
+        Self.tightenPermissions(of: configuration.dataDirectory)
         store = try Store(path: configuration.dataDirectory.appendingPathComponent("flare.sqlite").path)
         let signingKey = try SigningKey.loadOrCreate(
             at: configuration.dataDirectory.appendingPathComponent("runtime-token-ed25519.key"))
-        let url = listeningURL
-        let agentURL: @Sendable () -> String
         switch configuration.runtime {
         case .host:
+            let sandbox: HostSandbox?
+            do {
+                sandbox = try HostSandbox.probe(agentExecutable: configuration.agentExecutable,
+                                                sandboxUID: configuration.sandboxUID)
+            } catch let error as HostSandbox.Unavailable {
+                guard configuration.singleUser else {
+                    throw RuntimeDriverError(description: "the host runtime cannot confine sessions here (\(error)); "
+                        + "fix that, use --runtime docker, or pass --single-user to run sessions unconfined for "
+                        + "one account")
+                }
+                logger.warning("host runtime without confinement (single-user mode)", metadata: ["reason": "\(error)"])
+                sandbox = nil
+            }
             driver = HostRuntimeDriver(dataDirectory: configuration.dataDirectory,
-                                       agentExecutable: configuration.agentExecutable, logger: logger)
-            agentURL = { url.value }
+                                       agentExecutable: configuration.agentExecutable, sandbox: sandbox, logger: logger)
         case .docker(let docker):
             driver = DockerRuntimeDriver(configuration: docker, logger: logger)
-            // Containers have no network: agents dial home over the Unix socket mounted into them.
-            agentURL = { DockerRuntimeDriver.controlPlaneURL }
         }
-        lifecycle = SessionLifecycle(store: store, driver: driver, controlPlaneURL: agentURL,
+        // Agents reach the control plane only through their session's own channel (never the
+        // public port), whose router is the API's agent routes bound to that session.
+        let agentRouters = AgentRouterFactory()
+        channels = AgentChannels(directory: configuration.dataDirectory.appendingPathComponent("control"),
+                                 logger: logger, makeRouter: { agentRouters.make($0) })
+        lifecycle = SessionLifecycle(store: store, driver: driver, channels: channels,
                                      readyTimeout: configuration.readyTimeout, stopGrace: configuration.stopGrace,
                                      logger: logger)
         metrics = MetricsEndpoint()
@@ -112,7 +140,22 @@ public final class ControlPlaneServer: Service, Sendable {
                               revocations: RevocationHub(revokeLocally: { gateway.revoke($0) }),
                               builds: Self.buildsImages(configuration)
                                   ? TemplateBuilds(directory: Self.buildsDirectory(configuration),
-                                                   maxBundleBytes: configuration.maxBundleBytes) : nil)
+                                                   maxBundleBytes: configuration.maxBundleBytes) : nil,
+                              resourceCeilings: configuration.resourceCeilings,
+                              singleUser: configuration.singleUser)
+        agentRouters.set { [api] in api.makeAgentRouter(boundTo: $0) }
+    }
+
+    /// At every start: the data directory is the server's alone (0700) and so are the files in it
+    /// (0600): the database, its WAL, the signing and service keys, the gateway token.
+    static func tightenPermissions(of directory: URL) {
+        chmod(directory.path, 0o700)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] {
+            let path = directory.appendingPathComponent(name).path
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            chmod(path, 0o600)
+        }
     }
 
     static func buildsImages(_ configuration: ControlPlaneConfiguration) -> Bool {
@@ -157,18 +200,21 @@ public final class ControlPlaneServer: Service, Sendable {
     {
         let router = makeRouter()
         let host = configuration.host
-        let url = listeningURL
+        let webSocketResponder = router.buildResponder()
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: router,
-                configuration: .init(ws: Gateway.webSocketConfiguration)),
+            server: HTTPServerBuilder { [headerTimeout = configuration.headerTimeout,
+                                         idleTimeout = configuration.httpIdleTimeout] responder in
+                HeaderDeadlineChannel(
+                    inner: HTTP1WebSocketUpgradeChannel(
+                        responder: responder, webSocketResponder: webSocketResponder,
+                        configuration: .init(http1: .init(idleTimeout: .init(idleTimeout)),
+                                             ws: Gateway.webSocketConfiguration)),
+                    timeout: .init(headerTimeout))
+            },
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "flare-server"),
             onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? 0
-                let reachable = (host == "0.0.0.0" || host == "::") ? "127.0.0.1" : host
-                url.value = "http://\(reachable.contains(":") ? "[\(reachable)]" : reachable):\(port)"
-                await onListening(port)
+                await onListening(channel.localAddress?.port ?? 0)
             },
             logger: logger)
     }
@@ -183,29 +229,9 @@ public final class ControlPlaneServer: Service, Sendable {
         try await runApplication(makeApplication(onListening: onListening))
     }
 
-    /// The agent API on a Unix socket (`<data>/control/agent.sock`), for agents in containers
-    /// without a network. Same router; every route still needs its token.
-    func makeAgentSocketApplication() throws -> some ApplicationProtocol {
-        let directory = configuration.dataDirectory.appendingPathComponent("control")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        chmod(directory.path, 0o755)
-        let path = directory.appendingPathComponent("agent.sock").path
-        unlink(path)
-        return Application(
-            router: makeRouter(),
-            configuration: .init(address: .unixDomainSocket(path: path), serverName: "flare-server"),
-            onServerRunning: { _ in
-                // Agents run as the image's user, not the server's.
-                chmod(path, 0o666)
-            },
-            logger: logger)
-    }
-
     private func runApplication(_ application: some ApplicationProtocol) async throws {
         if let docker = driver as? DockerRuntimeDriver { try await docker.check() }
-        let agentSocket = try makeAgentSocketApplication()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await agentSocket.runService() }
             group.addTask {
                 for await event in self.driver.events {
                     switch event {
@@ -220,7 +246,7 @@ public final class ControlPlaneServer: Service, Sendable {
                 group.addTask {
                     try await TemplateBuilder(store: self.store, engine: docker.engine, builds: builds,
                                               dataDirectory: self.configuration.dataDirectory,
-                                              logger: self.logger).run()
+                                              limits: self.configuration.buildLimits, logger: self.logger).run()
                 }
             }
             group.addTask { await self.gateway.runIdleSweep() }
@@ -231,6 +257,7 @@ public final class ControlPlaneServer: Service, Sendable {
                 await self.api.commands.close()
                 self.api.revocations.finish()
                 self.terminals.closeAll()
+                self.channels.closeAll()
                 try? await Task.sleep(for: .seconds(3600))
             }
             group.addTask {
@@ -248,12 +275,18 @@ public final class ControlPlaneServer: Service, Sendable {
     }
 }
 
-/// The server's own URL once it listens (agents dial it).
-final class LockedURL: @unchecked Sendable {
+/// Builds each session's agent router once the API exists (the API needs the lifecycle, which
+/// needs the channels).
+final class AgentRouterFactory: @unchecked Sendable {
     private let lock = NSLock()
-    private var stored = ""
-    var value: String {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
+    private var factory: (@Sendable (String) -> Router<FlareRequestContext>)?
+
+    func set(_ factory: @escaping @Sendable (String) -> Router<FlareRequestContext>) {
+        lock.withLock { self.factory = factory }
+    }
+
+    func make(_ sessionId: String) -> Router<FlareRequestContext> {
+        guard let factory = lock.withLock({ factory }) else { preconditionFailure("agent routers used before set") }
+        return factory(sessionId)
     }
 }

@@ -6,7 +6,8 @@ import Foundation
 actor AgentCommandBroker {
     private var queued: [String: [AgentCommand]] = [:]
     private var pollers: [String: CheckedContinuation<AgentCommand?, Never>] = [:]
-    private var waiters: [String: CheckedContinuation<AgentCommandResult, Never>] = [:]
+    /// Per command id: the session it was sent to, and the request waiting for its result.
+    private var waiters: [String: (sessionId: String, continuation: CheckedContinuation<AgentCommandResult, Never>)] = [:]
     private var closed = false
 
     /// Queues `command` for the session's agent and waits for its result (or `timeout`).
@@ -19,10 +20,11 @@ actor AgentCommandBroker {
         let id = command.id
         Task {
             try? await Task.sleep(for: timeout)
-            self.finish(id, AgentCommandResult(succeeded: false, message: "the agent did not answer in \(timeout)"))
+            self.expire(id, sessionId: sessionId,
+                        AgentCommandResult(succeeded: false, message: "the agent did not answer in \(timeout)"))
         }
         // Registered before any answer can arrive: nothing suspends between queueing and here.
-        return await withCheckedContinuation { waiters[id] = $0 }
+        return await withCheckedContinuation { waiters[id] = (sessionId, $0) }
     }
 
     /// The next command for the session's agent, waiting up to `timeout` for one.
@@ -41,9 +43,20 @@ actor AgentCommandBroker {
         return await withCheckedContinuation { pollers[sessionId] = $0 }
     }
 
-    /// The agent's answer to command `id` (or its timeout); only the first one counts.
-    func finish(_ id: String, _ result: AgentCommandResult) {
-        waiters.removeValue(forKey: id)?.resume(returning: result)
+    /// The answer of `sessionId`'s agent to command `id`; only the first one counts, and only
+    /// from the agent the command was sent to. False when there is no such pending command.
+    @discardableResult
+    func finish(_ id: String, sessionId: String, _ result: AgentCommandResult) -> Bool {
+        guard waiters[id]?.sessionId == sessionId, let waiter = waiters.removeValue(forKey: id) else { return false }
+        waiter.continuation.resume(returning: result)
+        return true
+    }
+
+    /// A command nobody answered in time: its caller gets `result`, and an agent that has not
+    /// picked it up yet never will (the API already reported it as failed).
+    private func expire(_ id: String, sessionId: String, _ result: AgentCommandResult) {
+        queued[sessionId]?.removeAll { $0.id == id }
+        finish(id, sessionId: sessionId, result)
     }
 
     /// The server is stopping: end every long poll now (a server drains open requests before it exits).

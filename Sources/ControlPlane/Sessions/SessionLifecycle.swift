@@ -11,18 +11,18 @@ public final class SessionLifecycle: Sendable {
     let driver: any RuntimeDriver
     let mutex = KeyedMutex()
     let logger: Logger
-    /// The URL agents dial home to; known once the HTTP server is listening.
-    let controlPlaneURL: @Sendable () -> String
+    /// Each session's own control channel, open while its agent may run.
+    let channels: AgentChannels
     /// How long a starting agent has to report ready.
     let readyTimeout: Duration
     /// How long a stopping agent has before it is killed.
     let stopGrace: Duration
 
-    init(store: Store, driver: any RuntimeDriver, controlPlaneURL: @escaping @Sendable () -> String,
+    init(store: Store, driver: any RuntimeDriver, channels: AgentChannels,
          readyTimeout: Duration = .seconds(60), stopGrace: Duration = .seconds(10), logger: Logger) {
         self.store = store
         self.driver = driver
-        self.controlPlaneURL = controlPlaneURL
+        self.channels = channels
         self.readyTimeout = readyTimeout
         self.stopGrace = stopGrace
         self.logger = logger
@@ -44,9 +44,10 @@ public final class SessionLifecycle: Sendable {
                 else { throw APIError.conflict("the session changed; try again", code: "invalid_state") }
                 do {
                     let version = try await self.store.templateVersion(id: session.templateVersionId)
+                    try await self.channels.open(sessionId, owner: self.driver.agentOwner)
                     let handle = try await self.driver.start(AgentLaunchSpec(
-                        sessionId: sessionId, controlPlaneURL: self.controlPlaneURL(), agentToken: token,
-                        image: version?.buildImage, resources: version?.manifest.resources))
+                        sessionId: sessionId, controlDirectory: self.channels.channelDirectory(sessionId),
+                        agentToken: token, image: version?.buildImage, resources: version?.manifest.resources))
                     try await self.store.updateSession(id: sessionId) {
                         $0.agentPid = handle.pid
                         $0.agentEndpoint = handle.endpoint
@@ -82,6 +83,7 @@ public final class SessionLifecycle: Sendable {
                                                     reason: reason, at: Date())
                 await self.driver.stop(sessionId: sessionId, grace: self.stopGrace)
                 await self.driver.remove(sessionId: sessionId)
+                self.channels.close(sessionId)
                 guard let slept = try await self.store.transition(
                     sessionId: sessionId, from: next, to: .sleeping, reason: "agent stopped", at: Date(),
                     update: Self.clearAgent)
@@ -102,6 +104,7 @@ public final class SessionLifecycle: Sendable {
                 await self.driver.stop(sessionId: sessionId, grace: self.stopGrace)
             }
             await self.driver.remove(sessionId: sessionId)
+            self.channels.close(sessionId)
             _ = try await self.store.transition(sessionId: sessionId, from: session.state, to: .deleted,
                                                 reason: reason, at: Date(), update: Self.clearAgent)
         }
@@ -125,11 +128,13 @@ public final class SessionLifecycle: Sendable {
         for session in try await store.sessions(inStates: [.starting, .running, .stopping]) {
             try await mutex.withLock(session.id) {
                 if session.state != .stopping, let pid = session.agentPid, let endpoint = session.agentEndpoint,
+                   (try? await self.channels.open(session.id, owner: self.driver.agentOwner)) != nil,
                    await self.driver.adopt(sessionId: session.id, handle: AgentHandle(pid: pid, endpoint: endpoint))
                 {
                     if session.state == .starting { self.watchReadiness(session.id) }
                     return
                 }
+                self.channels.close(session.id)
                 if session.state == .stopping {
                     await self.driver.remove(sessionId: session.id)
                     _ = try await self.store.transition(
@@ -157,6 +162,7 @@ public final class SessionLifecycle: Sendable {
 
     private func fail(_ session: SessionRecord, reason: String) async throws -> SessionRecord {
         logger.warning("session failed", metadata: ["session.id": "\(session.id)", "reason": "\(reason)"])
+        channels.close(session.id)
         return try await store.transition(sessionId: session.id, from: session.state, to: .failed, reason: reason,
                                           at: Date(), update: Self.clearAgent) ?? session
     }

@@ -195,6 +195,14 @@ extension Store {
         try await write { try gateway.save($0) }
     }
 
+    func gateways() async throws -> [GatewayRecord] {
+        try await read { try GatewayRecord.order(Column("registered_at")).fetchAll($0) }
+    }
+
+    func removeGateway(serviceKey: String) async throws {
+        _ = try await write { try GatewayRecord.deleteOne($0, key: serviceKey) }
+    }
+
     /// Every gateway's service key; agents trust them for the terminal bridge.
     func gatewayServiceKeys() async throws -> [String] {
         try await read { try GatewayRecord.order(Column("registered_at")).fetchAll($0).map(\.serviceKey) }

@@ -62,7 +62,7 @@ final class TerminalShell: @unchecked Sendable {
                 let client: SSHClientSession
                 let channel: SSHClientChannel
                 do {
-                    client = try SSHClientSession(connectedSocket: try Self.connectUnix(socketPath), user: "flare")
+                    client = try SSHClientSession(connectedSocket: try AgentSocket.connect(path: socketPath), user: "flare")
                     try client.handshake(expectedHostKey: hostPublicKey)
                     try client.authenticate(with: serviceKey)
                     channel = try client.openShell(term: "xterm-256color", cols: cols, rows: rows)
@@ -207,31 +207,5 @@ final class TerminalShell: @unchecked Sendable {
             subscriber?.finish()
             subscriber = nil
         }
-    }
-
-    static func connectUnix(_ path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SSHError.connect }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else {
-            close(fd)
-            throw SSHError.connect
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            close(fd)
-            throw SSHError.connect
-        }
-        return fd
     }
 }

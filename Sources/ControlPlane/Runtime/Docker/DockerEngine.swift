@@ -31,8 +31,26 @@ struct DockerEngine: Sendable {
         var Binds: [String]
         var NetworkMode: String
         var Memory: Int64?
+        /// Equal to `Memory`: no swap on top of the limit.
+        var MemorySwap: Int64?
         var NanoCpus: Int64?
         var PidsLimit: Int64?
+        var CapDrop: [String]? = nil
+        var CapAdd: [String]? = nil
+        var SecurityOpt: [String]? = nil
+        var Mounts: [Mount]? = nil
+    }
+
+    /// A mount beside the binds; here, fresh anonymous volumes (removed with the container).
+    struct Mount: Encodable {
+        var `Type` = "volume"
+        var Target: String
+        /// Nothing from the image at `Target` is copied in: the volume starts empty.
+        var VolumeOptions = Options(NoCopy: true)
+
+        struct Options: Encodable {
+            var NoCopy: Bool
+        }
     }
 
     struct ContainerState: Decodable {
@@ -107,6 +125,7 @@ struct DockerEngine: Sendable {
 
         struct ImageConfig: Decodable {
             var User: String?
+            var Labels: [String: String]?
         }
     }
 
@@ -119,13 +138,14 @@ struct DockerEngine: Sendable {
         }
     }
 
-    /// Builds `context` (an uncompressed tar with a Dockerfile) as `tag` with the host network (for
-    /// package installs), streaming the build's output to `log`; returns the image id.
-    func build(tag: String, labels: [String: String] = [:], context: Data, log: @Sendable (String) -> Void)
-        async throws -> String
+    /// Builds `context` (an uncompressed tar with a Dockerfile) as `tag` in `network` (`host` only
+    /// for the validated package installs), streaming the build's output to `log`; returns the
+    /// image id.
+    func build(tag: String, network: String, labels: [String: String] = [:], context: Data,
+               log: @Sendable (String) -> Void) async throws -> String
     {
         let labelJSON = String(decoding: try JSONEncoder().encode(labels), as: UTF8.self)
-        let query = "t=\(tag.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? tag)&networkmode=host&rm=1"
+        let query = "t=\(tag.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? tag)&networkmode=\(network)&rm=1"
             + "&forcerm=1&pull=0&labels=\(labelJSON.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
         var request = HTTPClientRequest(url: baseURL + "/build?" + query)
         request.method = .POST
@@ -167,6 +187,66 @@ struct DockerEngine: Sendable {
         return imageId
     }
 
+    /// Unpacks a tar file into the container's filesystem at `/` (streamed from disk).
+    func putArchive(_ container: String, tar: URL) async throws {
+        let size = (try FileManager.default.attributesOfItem(atPath: tar.path)[.size] as? Int) ?? 0
+        var request = HTTPClientRequest(url: baseURL + "/containers/\(container)/archive?path=%2F")
+        request.method = .PUT
+        request.headers.add(name: "Host", value: "docker")
+        request.headers.add(name: "Content-Type", value: "application/x-tar")
+        request.body = .stream(FileByteChunks(path: tar.path), length: .known(Int64(size)))
+        let response = try await client.execute(request, timeout: .minutes(10))
+        let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+        guard response.status == .ok else {
+            throw DockerEngineError(status: response.status.code, message: String(decoding: data.prefix(300), as: UTF8.self))
+        }
+    }
+
+    /// Follows the container's output (stdout and stderr together) until it ends, handing each
+    /// chunk to `output`.
+    func followLogs(_ container: String, output: @Sendable (Data) -> Void) async throws {
+        var request = HTTPClientRequest(url: baseURL + "/containers/\(container)/logs?stdout=true&stderr=true&follow=true")
+        request.headers.add(name: "Host", value: "docker")
+        let response = try await client.execute(request, timeout: .hours(24))
+        var pending = Data()
+        for try await chunk in response.body {
+            pending.append(contentsOf: chunk.readableBytesView)
+            // Multiplexed: an 8-byte header (stream, 0, 0, 0, size32) before each frame.
+            while pending.count >= 8 {
+                let size = pending.dropFirst(4).prefix(4).reduce(0) { $0 << 8 | Int($1) }
+                guard pending.count >= 8 + size else { break }
+                output(Data(pending.dropFirst(8).prefix(size)))
+                pending = Data(pending.dropFirst(8 + size))
+            }
+        }
+    }
+
+    /// Waits for the container to exit; its exit status.
+    func wait(_ container: String) async throws -> Int {
+        struct Exit: Decodable { var StatusCode: Int }
+        let data = try await send(.POST, "/containers/\(container)/wait", accepting: [200], timeout: .hours(24))
+        return try JSONDecoder().decode(Exit.self, from: data).StatusCode
+    }
+
+    /// Makes an image of the container as `repository:tag`, with Dockerfile-style `changes`.
+    func commit(_ container: String, repository: String, tag: String, changes: [String],
+                labels: [String: String]) async throws -> String {
+        struct Committed: Decodable { var Id: String }
+        struct Config: Encodable { var Labels: [String: String] }
+        var query = "container=\(container)&repo=\(repository.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+            + "&tag=\(tag.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        for change in changes {
+            query += "&changes=\(change.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        }
+        let data = try await send(.POST, "/commit?" + query, body: try JSONEncoder().encode(Config(Labels: labels)))
+        return try JSONDecoder().decode(Committed.self, from: data).Id
+    }
+
+    func removeImage(_ name: String) async throws {
+        _ = try await send(.DELETE, "/images/\(name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name)",
+                           accepting: [200, 404, 409])
+    }
+
     func ping() async throws {
         _ = try await send(.GET, "/_ping")
     }
@@ -197,6 +277,26 @@ struct DockerEngine: Sendable {
         }
         return data
     }
+}
+
+/// A file as a stream of chunks, for request bodies that must not be read whole into memory.
+struct FileByteChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let path: String
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle?
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let handle, let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else {
+                try? handle?.close()
+                return nil
+            }
+            return ByteBuffer(data: data)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: FileHandle(forReadingAtPath: path)) }
 }
 
 struct DockerEngineError: Error, CustomStringConvertible {

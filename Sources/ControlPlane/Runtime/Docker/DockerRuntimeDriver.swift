@@ -6,9 +6,12 @@ import Logging
 /// - The agent is not in the image: a self-contained agent bundle (`Scripts/agent-bundle.sh`) is
 ///   mounted read-only at `/opt/flare` and run with its own dynamic loader, as the image's user
 ///   (`flare` in `burstflare/session-base`).
-/// - No network by default: the agent dials home over the control plane's Unix socket (the
-///   directory `control/` of the data directory, mounted at `/opt/flare-control`) and serves SSH on
-///   a Unix socket in `run/<session>/` (mounted at `/opt/flare-run`), where the gateway reaches it.
+/// - No network by default: the agent dials home over its session's own control channel (the
+///   directory `control/<session>/` of the data directory, mounted read-only at `/opt/flare-control`)
+///   and serves SSH on a Unix socket in `run/<session>/` (mounted at `/opt/flare-run`, writable by
+///   container root only), where the gateway reaches it.
+/// - Privilege separation: the agent runs as container root with six capabilities and
+///   `no-new-privileges`; every shell, command and sftp server runs as the image's user.
 /// - Containers carry the label `burstflare.session=<id>` and are named `flare-<id>`; a restarted
 ///   server finds them again by name.
 public final class DockerRuntimeDriver: RuntimeDriver, @unchecked Sendable {
@@ -68,31 +71,47 @@ public final class DockerRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         }
     }
 
+    /// The capabilities the agent keeps as container root: drop to the session user for every
+    /// child (SETUID, SETGID), give the user their terminal and restored files (CHOWN, FOWNER),
+    /// restore into the user's directories (DAC_OVERRIDE), and signal the user's processes (KILL).
+    static let agentStateDirectory = "/var/lib/flare-agent"
+
+    static let agentCapabilities = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
+
     public func start(_ spec: AgentLaunchSpec) async throws -> AgentHandle {
         let name = Self.containerName(spec.sessionId)
         let run = runDirectory(spec.sessionId)
         let fm = FileManager.default
         try? fm.removeItem(at: run)
-        // The agent runs as the image's user; it creates its socket here.
-        try fm.createDirectory(at: run, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
-        chmod(run.path, 0o777)
+        // The agent runs as container root and creates its SSH socket here; the session's user
+        // cannot write here, so the socket cannot be replaced from inside.
+        try fm.createDirectory(at: run, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        chmod(run.path, 0o755)
         try await engine.remove(name)
+        let image = spec.image ?? configuration.image
+        let sessionUser = try await Self.sessionUser(of: engine.image(image)?.Config.User)
+        let resources = spec.resources
         let config = DockerEngine.ContainerConfig(
-            Image: spec.image ?? configuration.image,
+            Image: image,
             Cmd: ["/opt/flare/lib/ld-linux-x86-64.so.2", "--library-path", "/opt/flare/lib", "/opt/flare/bin/flare-agent",
                   "run", "--control-plane", Self.controlPlaneURL, "--session", spec.sessionId,
-                  "--listen", "unix:/opt/flare-run/ssh.sock", "--root", "/", "--home", "/home/flare",
-                  "--state-dir", "/tmp/flare-agent"],
+                  "--listen", "unix:/opt/flare-run/ssh.sock", "--root", "/", "--user", sessionUser,
+                  "--state-dir", Self.agentStateDirectory],
             Env: ["FLARE_AGENT_TOKEN=\(spec.agentToken)"],
             Labels: [Self.label: spec.sessionId, Self.dataLabel: configuration.dataDirectory.path],
-            User: nil, WorkingDir: nil,
+            User: "0:0", WorkingDir: "/",
             HostConfig: .init(
                 Binds: ["\(configuration.agentBundle):/opt/flare:ro", "\(run.path):/opt/flare-run",
-                        "\(controlDirectory.path):/opt/flare-control"],
+                        "\(spec.controlDirectory.path):/opt/flare-control:ro"],
                 NetworkMode: configuration.networkMode,
-                Memory: spec.resources?.memoryMB.map { Int64($0) << 20 } ?? configuration.memoryBytes,
-                NanoCpus: spec.resources?.cpus.map { Int64($0 * 1e9) } ?? configuration.nanoCPUs,
-                PidsLimit: spec.resources?.pids.map(Int64.init) ?? configuration.pidsLimit))
+                Memory: resources?.memoryMB.map { Int64($0) << 20 } ?? configuration.memoryBytes,
+                MemorySwap: resources?.memoryMB.map { Int64($0) << 20 } ?? configuration.memoryBytes,
+                NanoCpus: resources?.cpus.map { Int64($0 * 1e9) } ?? configuration.nanoCPUs,
+                PidsLimit: resources?.pids.map(Int64.init) ?? configuration.pidsLimit,
+                CapDrop: ["ALL"], CapAdd: Self.agentCapabilities, SecurityOpt: ["no-new-privileges:true"],
+                // The agent's host key and snapshot archives: on disk (archives can be large), in a
+                // volume that starts empty whatever the image holds at that path.
+                Mounts: [.init(Target: Self.agentStateDirectory)]))
         let id: String
         do {
             id = try await engine.create(name: name, config)
@@ -110,8 +129,12 @@ public final class DockerRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         return AgentHandle(pid: pid, endpoint: "unix:" + run.appendingPathComponent("ssh.sock").path)
     }
 
-    /// The directory holding the control plane's agent socket (mounted into every container).
-    public var controlDirectory: URL { configuration.dataDirectory.appendingPathComponent("control") }
+    /// The user the session's shells run as: the image's own user unless that is root or unset,
+    /// then `flare` (the agent refuses to start if the image has no such user).
+    static func sessionUser(of imageUser: String?) -> String {
+        let user = (imageUser ?? "").split(separator: ":").first.map(String.init) ?? ""
+        return user.isEmpty || user == "root" || user == "0" ? "flare" : user
+    }
 
     public func stop(sessionId: String, grace: Duration) async {
         lock.withLock { _ = stopping.insert(sessionId) }
