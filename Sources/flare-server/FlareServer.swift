@@ -1,5 +1,6 @@
 import ArgumentParser
 import ControlPlane
+import FlareContracts
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -35,6 +36,8 @@ struct FlareServer: AsyncParsableCommand {
     var agentBinary: String?
     @Option(help: "Write the bound port to this file once listening.")
     var portFile: String?
+    @Option(help: "Drop a client that has not sent its request headers within this many seconds.")
+    var headerTimeoutSeconds: Int = 10
     @Option(help: "Close SSH and terminal connections after this many seconds without traffic.")
     var idleConnectionSeconds: Int = 3600
     @Option(help: "bcrypt cost for password hashes (4-31).")
@@ -47,11 +50,33 @@ struct FlareServer: AsyncParsableCommand {
     var maxStorageMib: Int64 = 100 * 1024
     @Option(help: "docker runtime: the largest template bundle accepted, in MiB.")
     var maxBundleMib: Int64 = 256
+    @Option(help: "host runtime, server running as root: the unprivileged uid sessions run as.")
+    var sandboxUid: UInt32 = 64000
+    @Flag(help: "One account only: registration closes after the first; sessions may run unconfined without bubblewrap.")
+    var singleUser = false
+    @Option(help: "The most memory a template may ask for per session, in MiB (more is refused at upload).")
+    var maxSessionMemoryMib: Int = 16 * 1024
+    @Option(help: "The most CPUs a template may ask for per session.")
+    var maxSessionCpus: Double = 4
+    @Option(help: "The most processes a template may ask for per session.")
+    var maxSessionPids: Int = 8192
+    @Option(help: ArgumentHelp(
+        "docker runtime: the network a template's setup script runs in.",
+        discussion: "none (default) or an isolated egress network you created with `docker network create`; never host."))
+    var buildNetwork: String = "none"
+    @Option(help: "docker runtime: memory for a template's setup script, in MiB.")
+    var buildMemoryMib: Int64 = 2048
+    @Option(help: "docker runtime: a template's setup script is stopped after this many minutes.")
+    var buildTimeoutMinutes: Int = 20
 
     func validate() throws {
         guard runtime == "host" || runtime == "docker" else { throw ValidationError("--runtime must be 'host' or 'docker'") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
         guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost must be 4-31") }
+        guard !["host", "bridge", "default"].contains(buildNetwork), !buildNetwork.hasPrefix("container:") else {
+            throw ValidationError("--build-network must be none or an isolated network of your own, "
+                + "never the host's (setup scripts are untrusted code)")
+        }
         guard (1...3600).contains(agentHeartbeatSeconds) else {
             throw ValidationError("--agent-heartbeat-seconds must be 1-3600")
         }
@@ -90,6 +115,14 @@ struct FlareServer: AsyncParsableCommand {
         configuration.reconcileInterval = .seconds(max(1, reconcileSeconds))
         configuration.maxStoragePerUser = max(1, maxStorageMib) << 20
         configuration.maxBundleBytes = max(1, maxBundleMib) << 20
+        configuration.headerTimeout = .seconds(max(1, headerTimeoutSeconds))
+        configuration.buildLimits.setupNetwork = buildNetwork
+        configuration.buildLimits.memoryBytes = max(64, buildMemoryMib) << 20
+        configuration.buildLimits.timeout = .seconds(60 * max(1, buildTimeoutMinutes))
+        configuration.sandboxUID = sandboxUid
+        configuration.singleUser = singleUser
+        configuration.resourceCeilings = TemplateResources(
+            memoryMB: max(64, maxSessionMemoryMib), cpus: max(0.1, maxSessionCpus), pids: max(16, maxSessionPids))
         let server = try ControlPlaneServer(configuration: configuration, logger: logger)
         let host = self.host
         let portFile = self.portFile

@@ -6,9 +6,14 @@ import Hummingbird
 extension ControlPlaneAPI {
     func addAuthRoutes(to router: Router<FlareRequestContext>) {
         router.post("/api/auth/register") { request, context -> EditedResponse<AuthResponse> in
+            try rateLimits.registerByAddress.take(context.clientAddress).enforce("sign-ups from this address")
             let credentials = try await request.decodeJSON(Credentials.self, context: context)
             let email = credentials.email.trimmingCharacters(in: .whitespaces).lowercased()
             try Self.validate(email: email, password: credentials.password)
+            if singleUser, try await store.hasUsers() {
+                throw APIError.forbidden("registration is closed: this server runs in single-user mode",
+                                         code: "registration_closed")
+            }
             let user = UserRecord(id: FlareID.make("usr"), email: email,
                                   passwordHash: try await hasher.hash(credentials.password), createdAt: Date())
             do {
@@ -21,11 +26,17 @@ extension ControlPlaneAPI {
         }
 
         router.post("/api/auth/login") { request, context -> AuthResponse in
+            try rateLimits.loginByAddress.take(context.clientAddress).enforce("sign-in attempts from this address")
             let credentials = try await request.decodeJSON(Credentials.self, context: context)
             let email = credentials.email.trimmingCharacters(in: .whitespaces).lowercased()
-            guard let user = try await store.user(email: email),
-                  try await hasher.verify(credentials.password, hash: user.passwordHash)
-            else {
+            try rateLimits.loginByAccount.take(email).enforce("sign-in attempts for this account")
+            let user = try await store.user(email: email)
+            let verified = if let user {
+                try await hasher.verify(credentials.password, hash: user.passwordHash)
+            } else {
+                try await hasher.verifyNothing(credentials.password)
+            }
+            guard let user, verified else {
                 try await store.audit(userId: nil, action: "user.login_failed", target: email)
                 throw APIError.unauthorized("email or password is incorrect", code: "invalid_credentials")
             }
@@ -45,8 +56,17 @@ extension ControlPlaneAPI {
 
     static func validate(email: String, password: String) throws {
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), email.count <= 254,
-              !email.contains(where: { $0.isWhitespace })
+        // Checked before anything is stored: no control characters, quoting or bracket syntax
+        // (which would turn up in logs, audit lines and other clients' tables), and a domain of
+        // non-empty labels.
+        let forbidden = Set("<>()[]\\,;:\"")
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64, email.count <= 254,
+              !email.contains(where: { $0.isWhitespace || forbidden.contains($0) }),
+              !email.unicodeScalars.contains(where: { $0.properties.generalCategory == .control
+                  || $0.properties.generalCategory == .format }),
+              parts[1].contains("."), parts[1].split(separator: ".", omittingEmptySubsequences: false).allSatisfy({
+                  !$0.isEmpty && $0.count <= 63 && !$0.hasPrefix("-") && !$0.hasSuffix("-")
+              })
         else { throw APIError.badRequest("email is not a valid address", code: "invalid_email") }
         guard password.count >= 8 else {
             throw APIError.badRequest("password must be at least 8 characters", code: "weak_password")

@@ -37,6 +37,28 @@ extension ControlPlaneAPI {
                 wakeSeconds: session.wakeDuration.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 })
         }
 
+        group.get("/keys") { _, _ -> [GatewayKeyInfo] in
+            try await store.gateways().map {
+                GatewayKeyInfo(name: $0.name, fingerprint: SSHPublicKey(line: $0.serviceKey)?.fingerprint ?? "?",
+                               registeredAt: $0.registeredAt)
+            }
+        }
+
+        group.post("/keys/remove") { request, context -> HTTPResponse.Status in
+            let body = try await request.decodeJSON(GatewayKeyRemoveRequest.self, context: context)
+            guard let gateway = try await store.gateways().first(where: {
+                SSHPublicKey(line: $0.serviceKey)?.fingerprint == body.fingerprint
+            }) else { throw APIError.notFound("gateway key \(body.fingerprint)") }
+            guard gateway.name != "embedded" else {
+                throw APIError.conflict("that is flare-server's own key, registered at every start", code: "embedded_key")
+            }
+            try await store.removeGateway(serviceKey: gateway.serviceKey)
+            try await store.audit(userId: nil, action: "gateway.key.remove", target: body.fingerprint, detail: gateway.name)
+            context.logger.info("gateway key removed", metadata: ["gateway.name": "\(gateway.name)",
+                                                                  "gateway.key": "\(body.fingerprint)"])
+            return .noContent
+        }
+
         group.post("/check") { request, context -> GatewayCheckResponse in
             let body = try await request.decodeJSON(GatewayCheckRequest.self, context: context, limit: 4 << 20)
             return GatewayCheckResponse(revokedTokenIds: try await store.lostRuntimeTokens(ids: body.tokenIds))
@@ -75,3 +97,4 @@ extension ControlPlaneAPI {
 extension GatewayRegisterResponse: ResponseEncodable {}
 extension GatewayResolveResponse: ResponseEncodable {}
 extension GatewayCheckResponse: ResponseEncodable {}
+extension GatewayKeyInfo: ResponseEncodable {}

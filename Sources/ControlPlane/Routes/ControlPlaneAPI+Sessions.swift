@@ -95,6 +95,7 @@ extension ControlPlaneAPI {
 
         group.post("/sessions/{session}/runtime-token") { request, context -> EditedResponse<RuntimeTokenResponse> in
             let user = try context.requireUser()
+            try rateLimits.tokensByAccount.take(user.id).enforce("runtime tokens for this account")
             let session = try await session(context)
             let body = try await request.decodeJSON(RuntimeTokenRequest.self, context: context)
             let now = Date()

@@ -14,9 +14,18 @@ extension ControlPlaneAPI {
             let pruned = try await store.snapshots(sessionId: session.id).reversed()
                 .dropFirst(max(0, maxSnapshotsPerSession - 1)).map(\.id)
             let used = try await store.snapshotStorage(ownerId: session.ownerId, excluding: Set(pruned))
+            // The declared length is promised before a byte is read (the whole room left when no
+            // length is declared): parallel uploads cannot together pass the quota.
+            let declaredLength = request.headers[.contentLength].flatMap { Int64($0) }
+            let wanted = declaredLength
+                ?? storageReservations.available(owner: session.ownerId, used: used, limit: maxStoragePerUser)
+            guard let reservation = storageReservations.reserve(owner: session.ownerId, bytes: wanted, used: used,
+                                                                limit: maxStoragePerUser)
+            else { throw storageQuotaExceeded() }
+            defer { storageReservations.release(reservation) }
             let temporary = blobs.temporaryFile()
             defer { try? FileManager.default.removeItem(at: temporary) }
-            let (digest, size) = try await receive(request.body, into: temporary, limit: maxStoragePerUser - used)
+            let (digest, size) = try await receive(request.body, into: temporary, limit: wanted)
             guard digest == declared else {
                 throw APIError.badRequest("the snapshot's content does not match its declared sha256",
                                           code: "digest_mismatch")
@@ -47,9 +56,12 @@ extension ControlPlaneAPI {
         }
 
         group.post("/commands/{id}/result") { request, context -> HTTPResponse.Status in
-            guard context.agentSession != nil else { throw APIError.unauthorized() }
+            guard let session = context.agentSession else { throw APIError.unauthorized() }
             let result = try await request.decodeJSON(AgentCommandResult.self, context: context)
-            await commands.finish(try context.parameters.require("id"), result)
+            let id = try context.parameters.require("id")
+            guard await commands.finish(id, sessionId: session.id, result) else {
+                throw APIError.notFound("command \(id)")
+            }
             return .noContent
         }
 
@@ -165,6 +177,12 @@ extension ControlPlaneAPI {
     }
 
     /// Streams a request body to `file`, hashing it; refuses bodies over the snapshot size limit.
+    private func storageQuotaExceeded() -> APIError {
+        APIError(.contentTooLarge, code: "storage_quota",
+                 "the snapshot storage quota (\(maxStoragePerUser) bytes) is used up; "
+                     + "delete snapshots or sessions with `flare snapshot delete` or `flare session delete`")
+    }
+
     private func receive(_ body: RequestBody, into file: URL, limit storageLeft: Int64) async throws -> (String, Int64) {
         guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = try? FileHandle(forWritingTo: file)
@@ -178,11 +196,7 @@ extension ControlPlaneAPI {
                 throw APIError(.contentTooLarge, code: "snapshot_too_large",
                                "the snapshot is larger than the \(maxSnapshotBytes)-byte limit")
             }
-            guard size <= storageLeft else {
-                throw APIError(.contentTooLarge, code: "storage_quota",
-                               "the snapshot storage quota (\(maxStoragePerUser) bytes) is used up; "
-                                   + "delete snapshots or sessions with `flare snapshot delete` or `flare session delete`")
-            }
+            guard size <= storageLeft else { throw storageQuotaExceeded() }
             let data = Data(buffer: buffer)
             hasher.update(data: data)
             try handle.write(contentsOf: data)

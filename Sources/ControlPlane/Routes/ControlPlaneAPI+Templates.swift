@@ -45,6 +45,8 @@ extension ControlPlaneAPI {
             let template = try await template(context)
             let body = try await request.decodeJSON(JSONValue.self, context: context)
             let valid = try ManifestValidator.validate(body)
+            try ManifestValidator.check(valid.manifest.resources, within: resourceCeilings)
+            try await checkBaseImage(valid.manifest.image, ownerId: user.id)
             let manifestJSON = String(decoding: try FlareJSON.encoder().encode(valid.manifest), as: UTF8.self)
             var version = TemplateVersionRecord(id: FlareID.make("tv"), templateId: template.id, version: valid.version,
                                                 manifestJson: manifestJSON, createdAt: Date(), promotedAt: nil)
@@ -103,8 +105,14 @@ extension ControlPlaneAPI {
                         offset += UInt64(data.count)
                         if !data.isEmpty { try await writer.write(ByteBuffer(data: data)) }
                     }
-                    // A failed attempt is queued again: only the final states end a follow.
+                    // A failed attempt is queued again: only the final states end a follow, and a
+                    // version waiting for its bundle, which cannot progress until someone uploads it.
                     if !follow || state.isFinal { break }
+                    if state == .awaitingBundle {
+                        try await writer.write(ByteBuffer(string: "== waiting for the bundle: upload it with "
+                            + "`flare template upload … --bundle DIR`; the build starts then\n"))
+                        break
+                    }
                     try await Task.sleep(for: .milliseconds(250))
                 }
                 try await writer.finish(nil)
@@ -175,6 +183,18 @@ extension ControlPlaneAPI {
             throw APIError.notFound("template \(reference)")
         }
         return template
+    }
+
+    /// A template may build on the operator's images or on the owner's own template images, never
+    /// on another account's (whose files, and whatever its setup left, are theirs).
+    func checkBaseImage(_ image: String, ownerId: String) async throws {
+        let prefix = "burstflare/template-"
+        guard image.lowercased().hasPrefix(prefix) else { return }
+        let id = String(image.dropFirst(prefix.count).prefix { $0 != ":" && $0 != "@" })
+        guard let base = try await store.template(idIgnoringCase: id), base.ownerId == ownerId else {
+            throw APIError.badRequest("manifest.image \(image) is not an image this server offers you: "
+                + "use an operator image or one of your own templates", code: "invalid_image")
+        }
     }
 
     func templateInfo(_ template: TemplateRecord) async throws -> TemplateInfo {

@@ -3,6 +3,11 @@ import Foundation
 import GRDB
 
 extension Store {
+    /// Whether any account exists.
+    func hasUsers() async throws -> Bool {
+        try await read { try UserRecord.fetchCount($0) > 0 }
+    }
+
     func insertUser(_ user: UserRecord) async throws {
         try await write { try user.insert($0) }
     }

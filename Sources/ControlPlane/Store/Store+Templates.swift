@@ -16,6 +16,11 @@ extension Store {
         }
     }
 
+    /// The template whose id is `id` in any letter case (image tags are lowercase).
+    func template(idIgnoringCase id: String) async throws -> TemplateRecord? {
+        try await read { try TemplateRecord.filter(sql: "lower(id) = ?", arguments: [id.lowercased()]).fetchOne($0) }
+    }
+
     func templates(ownerId: String) async throws -> [TemplateRecord] {
         try await read { try TemplateRecord.filter(Column("owner_id") == ownerId).order(Column("name")).fetchAll($0) }
     }
@@ -47,10 +52,22 @@ extension Store {
 
 extension Store {
     /// Takes the oldest queued build, marking it `building` with one more attempt; nil if none.
-    func claimQueuedBuild() async throws -> TemplateVersionRecord? {
+    /// Queued builds, oldest first, with their template's owner.
+    func queuedBuilds() async throws -> [(version: TemplateVersionRecord, ownerId: String)] {
+        try await read { db in
+            let versions = try TemplateVersionRecord.filter(Column("build_state") == TemplateBuildState.queued.rawValue)
+                .order(Column("created_at")).fetchAll(db)
+            return try versions.compactMap { version in
+                try TemplateRecord.fetchOne(db, key: version.templateId).map { (version, $0.ownerId) }
+            }
+        }
+    }
+
+    /// Moves a queued build to building (one attempt more); nil if it is no longer queued.
+    func claimBuild(id: String) async throws -> TemplateVersionRecord? {
         try await write { db in
-            guard var version = try TemplateVersionRecord.filter(Column("build_state") == TemplateBuildState.queued.rawValue)
-                .order(Column("created_at")).fetchOne(db)
+            guard var version = try TemplateVersionRecord.fetchOne(db, key: id),
+                  version.buildState == TemplateBuildState.queued.rawValue
             else { return nil }
             version.buildState = TemplateBuildState.building.rawValue
             version.buildAttempts += 1

@@ -173,4 +173,24 @@ enum ManifestValidator {
             return TemplateFile(from: from, to: to)
         }
     }
+
+    /// Refuses resources above the operator's ceilings: a template never gets a bigger container
+    /// than the server allows.
+    static func check(_ resources: TemplateResources?, within ceilings: TemplateResources) throws {
+        guard let resources else { return }
+        func refuse(_ field: String, _ asked: String, _ limit: String) -> APIError {
+            APIError.badRequest("manifest.resources.\(field) asks for \(asked); this server allows at most \(limit) "
+                + "(the operator sets it with flare-server --max-session-\(field == "memoryMB" ? "memory-mib" : field))",
+                code: "resources_exceed_limit")
+        }
+        if let asked = resources.memoryMB, let limit = ceilings.memoryMB, asked > limit {
+            throw refuse("memoryMB", "\(asked)", "\(limit)")
+        }
+        if let asked = resources.cpus, let limit = ceilings.cpus, asked > limit {
+            throw refuse("cpus", "\(asked)", "\(limit)")
+        }
+        if let asked = resources.pids, let limit = ceilings.pids, asked > limit {
+            throw refuse("pids", "\(asked)", "\(limit)")
+        }
+    }
 }
