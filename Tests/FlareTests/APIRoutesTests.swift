@@ -131,6 +131,29 @@ import Testing
         }
     }
 
+    @Test func malformedEmailsAreRefusedAndNothingIsStored() async throws {
+        try await Harness().run { client in
+            let bad = ["no-at-sign", "@b.co", "a@b", "a@.b.co", "a@b..co", "a@-b.co", "a b@c.co", "a\u{0}@b.co",
+                       "a\u{1b}[31m@b.co", "\"a\"@b.co", "a<b>@c.co", "a\u{200b}b@c.co",
+                       String(repeating: "x", count: 65) + "@b.co"]
+            for email in bad {
+                try await client.execute(uri: "/api/auth/register", method: .post,
+                                         body: Self.json(Credentials(email: email, password: "password99"))) {
+                    #expect($0.status == .badRequest, "\(email.debugDescription)")
+                    #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "invalid_email", "\(email.debugDescription)")
+                }
+            }
+            // (Sign-in is rate-limited at 10 a minute per address: check a few.)
+            for email in bad.prefix(6) {
+                try await client.execute(uri: "/api/auth/login", method: .post,
+                                         body: Self.json(Credentials(email: email, password: "password99"))) {
+                    #expect($0.status == .unauthorized, "no account was made for \(email.debugDescription)")
+                }
+            }
+            _ = try await Self.register(client, "o'brien+dev@mail.example.co")
+        }
+    }
+
     @Test func malformedBodiesGetTheErrorShape() async throws {
         try await Harness().run { client in
             try await client.execute(uri: "/api/auth/register", method: .post, body: ByteBuffer(string: "{\"email\":")) {

@@ -138,6 +138,9 @@ struct DockerRuntimeTests {
         let tooLarge = try await api.put("/api/templates/base/versions/2/bundle", file: huge)
         #expect(tooLarge.0 == 413, "\(tooLarge.1)")
         #expect(try fixture.flare(["template", "list"]).stdout.contains("2 (awaiting_bundle)"))
+        // Following a build that cannot progress until someone uploads its bundle ends at once.
+        let follow = try fixture.flare(["build", "log", "base@2", "--follow"], timeout: 20)
+        #expect(follow.status == 0 && follow.stdout.contains("waiting for the bundle"), "\(follow.stdout) \(follow.stderr)")
     }
 
     @Test func aRestartedServerAdoptsItsRunningContainers() throws {

@@ -119,19 +119,7 @@ final class FloodServer: @unchecked Sendable {
 
     init(path: String) throws {
         self.path = path
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
-            }
-        }
-        guard bound, listen(listener, 4) == 0 else { throw FixtureError("cannot listen on \(path)") }
+        listener = try listeningUnixSocket(path: path, backlog: 4)
         let thread = Thread { [self] in
             let connection = accept(listener, nil, nil)
             guard connection >= 0 else { return }

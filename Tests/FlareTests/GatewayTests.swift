@@ -128,14 +128,17 @@ struct GatewayTests {
 
     @Test func portForwardReachesAPortInTheSession() async throws {
         let fixture = try ServerFixture.withRunningSession()
-        // Under the host runtime the session shares this machine's loopback.
-        let site = fixture.directory.path("site")
-        try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
-        try "hello through the tunnel\n".write(toFile: site + "/index.txt", atomically: true, encoding: .utf8)
+        // The session has its own loopback (its own network namespace): the site runs inside it.
         let remotePort = try freePort(), localPort = try freePort()
-        let web = try BackgroundProcess(["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", site,
-                                         "\(remotePort)"])
-        #expect(waitFor(timeout: 10) { web.output.contains("Serving HTTP") })
+        let web = try fixture.flare(["ssh", "dev", "--", """
+            mkdir -p ~/site && echo 'hello through the tunnel' > ~/site/index.txt && \
+            setsid -f python3 -m http.server --bind 127.0.0.1 --directory ~/site \(remotePort) >/dev/null 2>&1; \
+            for i in $(seq 50); do curl -sf http://127.0.0.1:\(remotePort)/index.txt >/dev/null && break; sleep 0.1; done; \
+            echo serving
+            """])
+        #expect(web.stdout == "serving\n", "\(web.stderr)")
+        let unreachable = try TestProcess.run(["curl", "-sf", "--max-time", "2", "http://127.0.0.1:\(remotePort)/index.txt"])
+        #expect(unreachable.status != 0, "the session's loopback is not the host's")
 
         let log = try TemporaryFile()
         let forward = try SpawnedProcess([TestProcess.binary("flare"), "port-forward", "dev", "\(localPort):\(remotePort)"],

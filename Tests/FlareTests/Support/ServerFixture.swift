@@ -93,8 +93,11 @@ final class ServerFixture: @unchecked Sendable {
 
     deinit {
         server.stop()
-        // The host runtime's agents are the server's children and outlive it by design; end them.
-        _ = try? TestProcess.run(["pkill", "-f", "--", "--state-dir \(directory.path("data"))"])
+        // The host runtime's agents outlive the server by design; end them: each runs as the only
+        // child of a bwrap whose command line names the session's directory.
+        _ = try? TestProcess.run(["sh", "-c", "for p in $(pgrep -f -- '\(directory.path("data"))/sessions/'); do "
+            + "kill -9 $(cat /proc/$p/task/$p/children 2>/dev/null) $p 2>/dev/null; done; "
+            + "pkill -9 -f -- '--state-dir \(directory.path("data"))'; true"])
         // The docker runtime's containers likewise.
         if extraArguments.contains("docker") {
             _ = try? TestProcess.run(["sh", "-c", "docker rm -f $(docker ps -aq --filter "

@@ -1,0 +1,370 @@
+import FlareContracts
+import Foundation
+import Gateway
+import Testing
+
+/// A session's user never reaches beyond their own session: tried from the attacker's side, from a
+/// shell inside a session, from a template's setup, and as a second account.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct IsolationTests {
+    /// A Unix socket on the host that counts who connects: what a planted link would point at.
+    final class MarkerSocket {
+        let path: String
+        let fd: Int32
+
+        init(path: String) throws {
+            self.path = path
+            fd = try listeningUnixSocket(path: path)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        }
+
+        /// Whether anything connected since the socket was made.
+        var wasReached: Bool {
+            let client = accept(fd, nil, nil)
+            if client >= 0 { close(client) }
+            return client >= 0
+        }
+
+        deinit { close(fd) }
+    }
+
+    /// The agent process of a host-runtime session (inside its sandbox).
+    static func hostAgentPid(_ sessionId: String) throws -> Int32 {
+        let found = try TestProcess.run(["pgrep", "-f", "^/opt/flare/bin/flare-agent run .*--session \(sessionId)"])
+        guard let pid = found.stdout.split(separator: "\n").first.flatMap({ Int32($0) }) else {
+            throw FixtureError("no agent for \(sessionId)")
+        }
+        return pid
+    }
+
+    static func agentToken(pid: Int32) throws -> String {
+        let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))
+        for entry in environ.split(separator: 0).map({ String(decoding: $0, as: UTF8.self) })
+        where entry.hasPrefix("FLARE_AGENT_TOKEN=") {
+            return String(entry.dropFirst("FLARE_AGENT_TOKEN=".count))
+        }
+        throw FixtureError("no agent token in the environment of \(pid)")
+    }
+
+    // MARK: Host runtime
+
+    @Test func aHostSessionSeesOnlyItsOwnFilesystemAsAnUnprivilegedUser() throws {
+        let fixture = try ServerFixture.withRunningSession()
+        let data = fixture.directory.path("data")
+        let shell = try fixture.flare(["ssh", "dev", "--", """
+            id -u; ls $HOME/../../../..; test -e \(data)/flare.sqlite && echo SEES-DATA || echo no-data-dir; \
+            ls \(fixture.directory.path("")) >/dev/null 2>&1 && echo SEES-HOST || echo no-host-dirs; \
+            grep -c : /proc/net/dev; touch /tmp/mine && echo tmp-ok; \
+            cat /proc/1/environ >/dev/null 2>&1 && echo READ-AGENT-ENV || echo agent-env-hidden
+            """])
+        #expect(shell.status == 0, "\(shell.stderr)")
+        let lines = shell.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "1000", "the session user: \(lines)")
+        #expect(!lines.contains("flare.sqlite") && !lines.contains("runtime-token-ed25519.key"),
+                "the session's / is its own: \(lines)")
+        #expect(lines.contains("no-data-dir") && lines.contains("no-host-dirs"))
+        #expect(lines.contains("1"), "only a loopback interface: \(lines)")
+        #expect(lines.contains("tmp-ok"))
+        #expect(lines.contains("agent-env-hidden"), "the agent's token is out of the shell's reach: \(lines)")
+
+        // On the host: an unprivileged uid, and files that are that uid's, never root's.
+        let pid = try Self.hostAgentPid(try fixture.sessionId())
+        let uid = try TestProcess.run(["ps", "-o", "uid=", "-p", "\(pid)"]).stdout.trimmingCharacters(in: .whitespaces)
+        if geteuid() == 0 {
+            #expect(uid.trimmingCharacters(in: .whitespacesAndNewlines) == "64000", "the sandbox uid, not root")
+            let owner = try TestProcess.run(["stat", "-c", "%u", data + "/sessions/\(try fixture.sessionId())/fs/tmp"])
+            #expect(owner.stdout != "0\n")
+        }
+    }
+
+    @Test func aLinkPlantedAtTheAgentSocketFromInsideIsNotFollowed() throws {
+        let fixture = try ServerFixture.withRunningSession()
+        let marker = try MarkerSocket(path: fixture.directory.path("host.sock"))
+        // The session's user owns /run/flare under the host runtime: they can swap the socket.
+        let plant = try fixture.flare(["ssh", "dev", "--",
+                                       "rm /run/flare/ssh.sock && ln -s \(marker.path) /run/flare/ssh.sock && echo planted"])
+        #expect(plant.stdout == "planted\n", "\(plant.stderr)")
+        let relayed = try fixture.flare(["ssh", "dev", "--", "true"], timeout: 30)
+        #expect(relayed.status != 0)
+        #expect(!marker.wasReached, "the gateway connected to the host socket the link named")
+
+        // A regular file, a directory or a link at the endpoint: theGatewayConnectsOnlyToASocket… below.
+    }
+
+    @Test func theGatewayConnectsOnlyToASocketAtTheEndpointItself() throws {
+        let directory = try TemporaryDirectory()
+        let marker = try MarkerSocket(path: directory.path("target.sock"))
+        try FileManager.default.createSymbolicLink(atPath: directory.path("link.sock"), withDestinationPath: marker.path)
+        #expect(throws: AgentSocket.ConnectError.self) { try AgentSocket.connect(path: directory.path("link.sock")) }
+        #expect(!marker.wasReached)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: directory.path("file.sock")))
+        #expect(throws: AgentSocket.ConnectError.self) { try AgentSocket.connect(path: directory.path("file.sock")) }
+        try FileManager.default.createDirectory(atPath: directory.path("dir.sock"), withIntermediateDirectories: false)
+        #expect(throws: AgentSocket.ConnectError.self) { try AgentSocket.connect(path: directory.path("dir.sock")) }
+        let fd = try AgentSocket.connect(path: marker.path)
+        close(fd)
+        #expect(marker.wasReached, "a real socket at the path itself is connected")
+    }
+
+    @Test func eachAgentChannelAnswersOnlyItsOwnSessionsAgentRoutes() throws {
+        let fixture = try ServerFixture.withRunningSession()
+        #expect(try fixture.flare(["session", "up", "other", "--template", "base"]).status == 0)
+        let (dev, other) = (try fixture.sessionId("dev"), try fixture.sessionId("other"))
+        let token = try Self.agentToken(pid: try Self.hostAgentPid(dev))
+        let channel = { (id: String) in fixture.directory.path("data/control/\(id)/agent.sock") }
+        let auth = ["Authorization": "Bearer \(token)"]
+
+        #expect(try Curl.request("http://x/agent/v1/config", headers: auth, unixSocket: channel(dev)).status == 200)
+        let stolen = try Curl.request("http://x/agent/v1/config", headers: auth, unixSocket: channel(other))
+        #expect(stolen.status == 401, "another session's channel refuses this token: \(stolen.body)")
+        for path in ["/api/health", "/api/sessions", "/gateway/v1/revocations", "/metrics"] {
+            #expect(try Curl.request("http://x" + path, headers: auth, unixSocket: channel(dev)).status == 404,
+                    "\(path) is not on an agent channel")
+        }
+        #expect(try Curl.request(fixture.url + "/agent/v1/config", headers: auth).status == 404,
+                "no agent routes on the public port")
+        let result = try Curl.request("http://x/agent/v1/commands/cmd_other/result", method: "POST", headers: auth,
+                                      body: #"{"succeeded":true,"message":"forged"}"#, unixSocket: channel(dev))
+        #expect(result.status == 404, "a result for a command this agent was not sent: \(result.body)")
+    }
+
+    @Test func anotherAccountCannotSeeOrTouchTheFirstAccountsResources() throws {
+        let fixture = try ServerFixture.withRunningSession()
+        #expect(try fixture.flare(["snapshot", "save", "dev"]).status == 0)
+        let id = try fixture.sessionId()
+        let snapshot = try fixture.flare(["snapshot", "list", "dev", "--json"]).stdout
+        let snapshotId = try FlareJSON.decoder().decode([SnapshotInfo].self, from: Data(snapshot.utf8)).first?.id ?? "none"
+        let intruder = ["Authorization": "Bearer \(try Curl.register(fixture.url, email: "mallory@example.com"))"]
+        let attempts: [(String, String, String?)] = [
+            ("GET", "/api/sessions/\(id)", nil), ("GET", "/api/sessions/dev", nil),
+            ("GET", "/api/sessions/\(id)/events", nil), ("GET", "/api/sessions/\(id)/logs", nil),
+            ("GET", "/api/sessions/\(id)/snapshots", nil),
+            ("GET", "/api/sessions/\(id)/snapshots/\(snapshotId)/content", nil),
+            ("POST", "/api/sessions/\(id)/snapshots/\(snapshotId)/restore", "{}"),
+            ("POST", "/api/sessions/\(id)/stop", "{}"), ("POST", "/api/sessions/\(id)/start", "{}"),
+            ("POST", "/api/sessions/\(id)/runtime-token", #"{"purpose":"ssh"}"#),
+            ("POST", "/api/sessions/\(id)/runtime-tokens/revoke", "{}"),
+            ("DELETE", "/api/sessions/\(id)", nil), ("GET", "/api/templates/base", nil),
+            ("GET", "/api/templates/base/versions/1/build-log", nil),
+            ("POST", "/api/templates/base/promote", #"{"version":"1"}"#),
+            ("POST", "/api/sessions", #"{"name":"mine","template":"base"}"#),
+        ]
+        for (method, path, body) in attempts {
+            let response = try Curl.request(fixture.url + path, method: method, headers: intruder, body: body)
+            #expect(response.status == 404, "\(method) \(path) as another account: \(response.status) \(response.body)")
+        }
+        let listed = try Curl.request(fixture.url + "/api/sessions", headers: intruder)
+        #expect(listed.status == 200 && !listed.body.contains(id))
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo still-mine"]).stdout == "still-mine\n")
+    }
+
+    // MARK: The API under abuse
+
+    @Test func twentyWrongLoginsGet429WithRetryAfterAndTheSameMessageForUnknownEmails() throws {
+        let fixture = try ServerFixture()
+        _ = try Curl.register(fixture.url, email: "dev@example.com")
+        var statuses: [Int] = []
+        var refusal: CurlResponse?
+        for attempt in 0..<20 {
+            let email = attempt % 2 == 0 ? "dev@example.com" : "nobody-\(attempt)@example.com"
+            let response = try Curl.request(fixture.url + "/api/auth/login", method: "POST",
+                                            body: #"{"email":"\#(email)","password":"wrong password"}"#)
+            statuses.append(response.status)
+            if response.status == 401 {
+                #expect(response.body.contains("email or password is incorrect"), "one message for both: \(response.body)")
+            }
+            if response.status == 429 { refusal = response }
+        }
+        #expect(statuses.prefix(10).allSatisfy { $0 == 401 }, "\(statuses)")
+        #expect(statuses.suffix(10).allSatisfy { $0 == 429 }, "\(statuses)")
+        #expect(Int(refusal?.headers["retry-after"] ?? "") ?? 0 >= 1)
+        #expect(refusal?.headers["ratelimit-limit"] == "10")
+        #expect(refusal?.headers["ratelimit-remaining"] == "0")
+        #expect(refusal?.body.contains("rate_limited") == true)
+        // Even the right password waits: the limit is on attempts, not failures.
+        let right = try Curl.request(fixture.url + "/api/auth/login", method: "POST",
+                                     body: #"{"email":"dev@example.com","password":"a long password"}"#)
+        #expect(right.status == 429)
+    }
+
+    @Test func aSlowHeaderClientIsDropped() throws {
+        let fixture = try ServerFixture(arguments: ["--header-timeout-seconds", "2"])
+        // Headers trickled a byte at a time, never finished: the server hangs up after 2 s.
+        let script = """
+            import socket, sys, time
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            start = time.time()
+            try:
+                for ch in b"GET /api/health HTTP/1.1\\r\\nHost: x\\r\\nX-Slow: " + b"a" * 100:
+                    s.send(bytes([ch])); time.sleep(0.2)
+                    if time.time() - start > 15: break
+                print("still-open")
+            except OSError:
+                print("dropped after %.0f s" % (time.time() - start))
+            """
+        let result = try TestProcess.run(["python3", "-c", script, fixture.port], timeout: 40)
+        #expect(result.stdout.hasPrefix("dropped after 2") || result.stdout.hasPrefix("dropped after 3"), "\(result.stdout) \(result.stderr)")
+        #expect(try Curl.request(fixture.url + "/api/health").status == 200, "a normal client is served")
+    }
+
+    @Test func aRefusedWebSocketHandshakeCarriesItsStatusAndReason() throws {
+        let fixture = try ServerFixture.withRunningSession()
+        let id = try fixture.sessionId()
+        let handshake = ["Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="]
+        let forged = try Curl.request(fixture.url + "/gateway/ssh/\(id)?token=forged.token.value", headers: handshake)
+        #expect(forged.status == 401, "\(forged.status) \(forged.body)")
+        #expect(forged.headers["content-type"]?.hasPrefix("application/json") == true)
+        #expect(forged.body.contains("\"code\""), "a JSON error body: \(forged.body)")
+        let missing = try Curl.request(fixture.url + "/gateway/terminal/\(id)", headers: handshake)
+        #expect(missing.status == 401 && missing.body.contains("token_missing"), "\(missing.body)")
+        let deleted = try Curl.request(fixture.url + "/gateway/ssh/ses_doesnotexist?token=x.y.z", headers: handshake)
+        #expect([401, 404].contains(deleted.status) && deleted.body.contains("\"message\""), "\(deleted.body)")
+    }
+
+    @Test func templatesAskingAboveTheCeilingsOrForAnotherAccountsImageAreRefused() throws {
+        let fixture = try ServerFixture(arguments: ["--max-session-memory-mib", "2048"])
+        try fixture.signUpWithTemplate()
+        let big = fixture.directory.path("big.json")
+        try #"{"image":"burstflare/session-base","resources":{"memoryMB":4096}}"#
+            .write(toFile: big, atomically: true, encoding: .utf8)
+        let refused = try fixture.flare(["template", "upload", "base", "--version", "2", "--manifest", big])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("at most 2048"), "\(refused.stderr)")
+
+        let token = try Curl.register(fixture.url, email: "other@example.com")
+        let auth = ["Authorization": "Bearer \(token)"]
+        #expect(try Curl.request(fixture.url + "/api/templates", method: "POST", headers: auth,
+                                 body: #"{"name":"copy"}"#).status == 201)
+        let owner = ["Authorization": "Bearer \(try FixtureAPI(fixture).accessToken)"]
+        let victim = try Curl.request(fixture.url + "/api/templates/base", headers: owner).body
+        let victimId = (try JSONSerialization.jsonObject(with: Data(victim.utf8)) as? [String: Any])?["id"] as? String ?? ""
+        #expect(victimId.hasPrefix("tpl"))
+        let steal = try Curl.request(fixture.url + "/api/templates/copy/versions", method: "POST", headers: auth,
+                                     body: #"{"version":"1","manifest":{"image":"burstflare/template-\#(victimId.lowercased()):1"}}"#)
+        #expect(steal.status == 400 && steal.body.contains("invalid_image"), "\(steal.status) \(steal.body)")
+    }
+
+    @Test func singleUserModeClosesRegistrationAfterTheFirstAccount() throws {
+        let fixture = try ServerFixture(arguments: ["--single-user"])
+        _ = try Curl.register(fixture.url, email: "me@example.com")
+        let second = try Curl.request(fixture.url + "/api/auth/register", method: "POST",
+                                      body: #"{"email":"you@example.com","password":"a long password"}"#)
+        #expect(second.status == 403 && second.body.contains("registration_closed"), "\(second.body)")
+    }
+
+    @Test func anAgentWhoseSessionDirectoryIsRemovedExits() throws {
+        let fixture = try ServerFixture.withRunningSession()
+        let id = try fixture.sessionId()
+        let pid = try Self.hostAgentPid(id)
+        try FileManager.default.removeItem(atPath: fixture.directory.path("data/sessions/\(id)"))
+        #expect(waitFor(timeout: 15) { kill(pid, 0) != 0 }, "the agent lingered after its session was removed")
+    }
+
+    @Test func parallelSnapshotUploadsCannotTogetherPassTheStorageQuota() throws {
+        let fixture = try ServerFixture.withRunningSession(arguments: ["--max-storage-mib", "1"])
+        let id = try fixture.sessionId()
+        let token = try Self.agentToken(pid: try Self.hostAgentPid(id))
+        let channel = fixture.directory.path("data/control/\(id)/agent.sock")
+        let payload = fixture.directory.path("payload")
+        try Data(count: 700 << 10).write(to: URL(fileURLWithPath: payload))
+        func upload(rate: String) -> [String] {
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", "--limit-rate", rate,
+             "--unix-socket", channel, "-X", "PUT", "-H", "Authorization: Bearer \(token)",
+             "-H", "X-Flare-Sha256: 00", "--data-binary", "@" + payload, "http://x/agent/v1/snapshots"]
+        }
+        // The first upload trickles (about 7 s), holding its 700 KiB of the 1 MiB quota; the second
+        // arrives meanwhile and would fit on its own, but not beside it.
+        let slow = try BackgroundProcess(upload(rate: "100K"))
+        Thread.sleep(forTimeInterval: 1.5)
+        let second = try TestProcess.run(upload(rate: "100M"), timeout: 40)
+        #expect(second.stdout == "413", "the second upload passed the quota beside the first: \(second.stdout)")
+        #expect(waitFor(timeout: 30) { slow.output.hasPrefix("400") }, "the first passes, refused only for its digest: \(slow.output)")
+    }
+
+    @Test func registeredGatewayKeysAreListedAndRemovable() throws {
+        let fixture = try ServerFixture()
+        let gateway = try StandaloneGateway(fixture, name: "retired")
+        gateway.process.stop()
+        let tokenFile = fixture.directory.path("data/gateway-token")
+        let keys = { try TestProcess.run([TestProcess.binary("flare-gateway"), "--control-plane", fixture.url,
+                                          "--token-file", tokenFile, "--list-keys"]) }
+        let listed = try keys()
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let line = listed.stdout.split(separator: "\n").first { $0.hasPrefix("retired") }
+        let fingerprint = line?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+        #expect(fingerprint.hasPrefix("SHA256:"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("embedded"))
+        let removed = try TestProcess.run([TestProcess.binary("flare-gateway"), "--control-plane", fixture.url,
+                                           "--token-file", tokenFile, "--remove-key", fingerprint])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(!(try keys().stdout.contains("retired")))
+        let again = try TestProcess.run([TestProcess.binary("flare-gateway"), "--control-plane", fixture.url,
+                                         "--token-file", tokenFile, "--remove-key", fingerprint])
+        #expect(again.status != 0 && again.stderr.contains("not found"), "\(again.stderr)")
+        let unauthorized = try Curl.request(fixture.url + "/gateway/v1/keys", headers: ["Authorization": "Bearer nope"])
+        #expect(unauthorized.status == 401)
+    }
+
+    // MARK: Docker runtime
+
+    static let docker = ["--runtime", "docker"]
+
+    @Test func fromADockerShellTheAgentItsSocketsAndTheServerAreOutOfReach() throws {
+        let fixture = try ServerFixture(arguments: Self.docker)
+        try fixture.signUpWithTemplate()
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let attack = try fixture.flare(["ssh", "dev", "--", """
+            id -u; rm -f /opt/flare-run/ssh.sock && echo REMOVED; ln -s /var/run/docker.sock /opt/flare-run/evil \
+            && echo LINKED; ls /opt/flare-control >/dev/null 2>&1 && echo SEES-CONTROL || echo no-control; \
+            cat /proc/1/environ >/dev/null 2>&1 && echo READ-AGENT-ENV || echo agent-env-hidden; \
+            ls /var/lib/flare-agent >/dev/null 2>&1 && echo SEES-STATE || echo no-state; \
+            curl -s --max-time 2 --unix-socket /opt/flare-control/agent.sock http://x/api/health || echo no-api; \
+            kill -9 1 2>/dev/null && echo KILLED-AGENT || echo agent-safe
+            """])
+        let lines = attack.stdout.split(separator: "\n").map(String.init)
+        #expect(lines == ["1000", "no-control", "agent-env-hidden", "no-state", "no-api", "agent-safe"],
+                "\(attack.stdout) \(attack.stderr)")
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo still-served"]).stdout == "still-served\n")
+
+        let inspect = try TestProcess.run(["docker", "inspect", "-f",
+                                           "{{.HostConfig.CapDrop}} {{.HostConfig.SecurityOpt}} {{.HostConfig.Memory}} "
+                                           + "{{.HostConfig.PidsLimit}} {{.Config.User}}", "flare-\(try fixture.sessionId())"])
+        #expect(inspect.stdout == "[ALL] [no-new-privileges:true] \(4 << 30) 4096 0:0\n", "\(inspect.stdout)")
+        let run = fixture.directory.path("data/run/\(try fixture.sessionId())")
+        let owner = try TestProcess.run(["stat", "-c", "%u %a", run])
+        #expect(owner.stdout == "\(geteuid()) 755\n", "the socket's directory is not the session's: \(owner.stdout)")
+    }
+
+    @Test func theReadmeManifestWithAPersistedHomeSurvivesStopAndStartUnderDocker() throws {
+        let fixture = try ServerFixture(arguments: Self.docker)
+        try fixture.signUpWithTemplate(manifest: #"{"image":"burstflare/session-base","persistedPaths":["/home/flare"]}"#)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "echo kept > ~/note; mkdir -p ~/src && echo code > ~/src/main"])
+            .status == 0)
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        let after = try fixture.flare(["ssh", "dev", "--", "cat ~/note ~/src/main; stat -c %U ~ ~/note"])
+        #expect(after.stdout == "kept\ncode\nflare\nflare\n", "\(after.stdout) \(after.stderr)")
+    }
+
+    @Test func aTemplateSetupRunsWithoutNetworkAndCannotEscalateInTheSession() throws {
+        let fixture = try ServerFixture(arguments: Self.docker)
+        try fixture.signUpWithTemplate()
+        let manifest = fixture.directory.path("hostile.json")
+        let setup = "curl -s --max-time 3 http://127.0.0.1:\(fixture.port)/api/health && echo REACHED-SERVER; "
+            + "echo interfaces=$(grep -c : /proc/net/dev); chmod u+s /bin/cat /usr/bin/find; echo setup-done"
+        try #"{"image":"burstflare/session-base","setup":"\#(setup)"}"#.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let upload = try fixture.flare(["template", "upload", "base", "--version", "2", "--manifest", manifest, "--wait"],
+                                       timeout: 300)
+        #expect(upload.status == 0, "\(upload.stderr)")
+        let log = try fixture.flare(["build", "log", "base@2"]).stdout
+        #expect(log.contains("setup-done") && log.contains("interfaces=1"), "\(log)")
+        #expect(!log.contains("REACHED-SERVER") && !log.contains("\"status\""), "the setup reached the server: \(log)")
+        #expect(try fixture.flare(["template", "promote", "base", "2"]).status == 0)
+        #expect(try fixture.flare(["session", "up", "hostile", "--template", "base"]).status == 0)
+        // setuid binaries planted by the setup do not raise the session user (no-new-privileges).
+        let escalate = try fixture.flare(["ssh", "hostile", "--",
+                                          "ls -l /bin/cat | cut -c1-10; cat /proc/1/environ >/dev/null 2>&1 && echo READ-AGENT-ENV || echo agent-env-hidden; find /var/lib/flare-agent -mindepth 1 2>/dev/null | grep -q . && echo SEES-STATE || echo no-state"])
+        #expect(escalate.stdout == "-rwsr-xr-x\nagent-env-hidden\nno-state\n", "\(escalate.stdout) \(escalate.stderr)")
+    }
+}
