@@ -55,26 +55,42 @@ struct IsolationTests {
             id -u; ls $HOME/../../../..; test -e \(data)/flare.sqlite && echo SEES-DATA || echo no-data-dir; \
             ls \(fixture.directory.path("")) >/dev/null 2>&1 && echo SEES-HOST || echo no-host-dirs; \
             grep -c : /proc/net/dev; touch /tmp/mine && echo tmp-ok; \
-            cat /proc/1/environ >/dev/null 2>&1 && echo READ-AGENT-ENV || echo agent-env-hidden
+            cat /proc/1/environ >/dev/null 2>&1 && echo READ-AGENT-ENV || echo agent-env-hidden; \
+            grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '
             """])
         #expect(shell.status == 0, "\(shell.stderr)")
         let lines = shell.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.first == "1000", "the session user: \(lines)")
+        // The session user: the dedicated sandbox uid when the server is root, else 1000 in a user
+        // namespace.
+        #expect(lines.first == (geteuid() == 0 ? "64000" : "1000"), "the session user: \(lines)")
         #expect(!lines.contains("flare.sqlite") && !lines.contains("runtime-token-ed25519.key"),
                 "the session's / is its own: \(lines)")
         #expect(lines.contains("no-data-dir") && lines.contains("no-host-dirs"))
         #expect(lines.contains("1"), "only a loopback interface: \(lines)")
         #expect(lines.contains("tmp-ok"))
         #expect(lines.contains("agent-env-hidden"), "the agent's token is out of the shell's reach: \(lines)")
+        #expect(lines.contains("CapEff: 0000000000000000") && lines.contains("NoNewPrivs: 1")
+                && (geteuid() != 0 || lines.contains("CapBnd: 0000000000000000")),
+                "no capabilities, none to regain: \(lines)")
 
         // On the host: an unprivileged uid, and files that are that uid's, never root's.
         let pid = try Self.hostAgentPid(try fixture.sessionId())
         let uid = try TestProcess.run(["ps", "-o", "uid=", "-p", "\(pid)"]).stdout.trimmingCharacters(in: .whitespaces)
         if geteuid() == 0 {
             #expect(uid.trimmingCharacters(in: .whitespacesAndNewlines) == "64000", "the sandbox uid, not root")
-            let owner = try TestProcess.run(["stat", "-c", "%u", data + "/sessions/\(try fixture.sessionId())/fs/tmp"])
-            #expect(owner.stdout != "0\n")
+            let owner = try TestProcess.run(["stat", "-c", "%u", data + "/sessions/\(try fixture.sessionId())/fs/home/flare"])
+            #expect(owner.stdout == "64000\n", "the session's home is the sandbox uid's")
         }
+        // The data directory (in a 0700 test directory) stays the server's alone, and the agent
+        // holds no descriptor of the host's.
+        #expect(try TestProcess.run(["stat", "-c", "%a", data]).stdout == "700\n")
+        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")
+        }
+        // (Its standard output and error are its log, which the server keeps.)
+        #expect(!descriptors.contains { ($0.hasPrefix(fixture.directory.path("")) && !$0.hasPrefix(data + "/logs/"))
+                    || $0.hasPrefix("/work") },
+                "the agent holds host paths open: \(descriptors)")
     }
 
     @Test func aLinkPlantedAtTheAgentSocketFromInsideIsNotFollowed() throws {

@@ -41,8 +41,9 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         dataDirectory.appendingPathComponent("run").appendingPathComponent(id)
     }
 
-    /// Directories the sandbox uid must traverse to bind its session's own (they list nothing to
-    /// it: 0711), with the session's directories below them owned by that uid.
+    /// The session's directories: its `/` (new at every start, as a container's is) and SSH socket
+    /// directory owned by the sandbox uid, and its `passwd`. Nothing above them is opened to that
+    /// uid: bwrap binds them as root, or as the server's own user.
     private func prepareDirectories(_ id: String) throws -> (root: URL, identity: URL, run: URL) {
         let fm = FileManager.default
         let directory = sessionDirectory(id)
@@ -54,27 +55,26 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
                        dataDirectory.appendingPathComponent("logs")] {
             try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         }
+        // Never a filesystem left from an earlier run: the mounts land inside it, and what a
+        // session left there (a link where /usr goes) must not steer them.
+        try? fm.removeItem(at: root)
         try fm.createDirectory(at: root, withIntermediateDirectories: true)
         try fm.createDirectory(at: identity, withIntermediateDirectories: true)
         try fm.createDirectory(at: run, withIntermediateDirectories: true)
         guard let sandbox else { return (root, identity, run) }
-        if sandbox.uid != geteuid() {
-            for path in [dataDirectory, dataDirectory.appendingPathComponent("sessions"),
-                         dataDirectory.appendingPathComponent("run")] {
-                chmod(path.path, 0o711)
-            }
-        }
-        try Data(HostSandbox.passwd.utf8).write(to: identity.appendingPathComponent("passwd"))
-        try Data(HostSandbox.group.utf8).write(to: identity.appendingPathComponent("group"))
+        try Data(sandbox.passwd.utf8).write(to: identity.appendingPathComponent("passwd"))
+        try Data(sandbox.group.utf8).write(to: identity.appendingPathComponent("group"))
         for path in [identity.appendingPathComponent("passwd"), identity.appendingPathComponent("group")] {
             chmod(path.path, 0o644)
         }
-        for path in [root, run] {
+        // The session's `/` is 0755 as a root directory is (bwrap enters it without capabilities);
+        // the data directory above keeps everyone else out.
+        for (path, mode) in [(root, mode_t(0o755)), (run, mode_t(0o700))] {
             chown(path.path, sandbox.uid, sandbox.uid)
-            chmod(path.path, 0o700)
+            chmod(path.path, mode)
         }
         chmod(identity.path, 0o755)
-        chmod(directory.path, 0o711)
+        chmod(directory.path, 0o700)
         return (root, identity, run)
     }
 

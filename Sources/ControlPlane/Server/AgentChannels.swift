@@ -42,8 +42,8 @@ final class AgentChannels: @unchecked Sendable {
         if lock.withLock({ running[sessionId] != nil }) { return }
         let folder = channelDirectory(sessionId)
         let fm = FileManager.default
-        try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
-        chmod(directory.path, 0o711)
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        chmod(directory.path, 0o700)
         try? fm.removeItem(at: folder)
         try fm.createDirectory(at: folder, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         if let owner { chown(folder.path, owner, getegid()) }

@@ -211,7 +211,10 @@ final class TemporaryDirectory {
     init() throws {
         // Short paths: Unix socket paths are limited to 108 bytes.
         url = URL(fileURLWithPath: "/tmp/flt-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        // 0700, as mktemp makes them and as a home directory often is: nothing the server starts
+        // may depend on other uids reaching into it.
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
     }
 
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
