@@ -76,4 +76,33 @@ import Testing
             .hasPrefix("manifest.imagee is not a known field") == true)
         #expect(message(#"{"version":"../x","manifest":{"image":"x"}}"#)?.hasPrefix("version must be") == true)
     }
+
+    /// What a hostile template would ask for: the agent's own state, the system's directories (or
+    /// a parent of them) as persisted paths; files placed through one another; an image name that
+    /// is not one.
+    @Test func manifestsReachingForTheSystemOrTheAgentAreRefused() {
+        for path in ["/var/lib/flare-agent", "/var/lib", "/var", "/etc", "/etc/ssh", "/usr/local", "/opt",
+                     "/opt/flare-run/x", "/proc/1", "/run"] {
+            #expect(message(#"{"version":"1","manifest":{"image":"x","persistedPaths":["\#(path)"]}}"#)?
+                .hasPrefix("manifest.persistedPaths[0] cannot be") == true, "\(path)")
+        }
+        for path in ["/home/flare", "/srv/data", "/opt/tool", "/var/lib/postgresql", "/root"] {
+            #expect(message(#"{"version":"1","manifest":{"image":"x","persistedPaths":["\#(path)"]}}"#) == nil,
+                    "\(path) is the user's to persist")
+        }
+        #expect(message(#"{"version":"1","manifest":{"image":"x","files":[{"from":"l","to":"/x"},{"from":"f","to":"/x/pwn"}]}}"#)
+            == "manifest.files[1].to overlaps manifest.files[0].to (/x)")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","files":[{"from":"a","to":"/x"},{"from":"a/b","to":"/y"}]}}"#)
+            == "manifest.files[1].from overlaps manifest.files[0].from (a)")
+        #expect(message(#"{"version":"1","manifest":{"image":"x","files":[{"from":"a","to":"/"}]}}"#)?
+            .hasPrefix("manifest.files[0].to must be") == true)
+        for image in ["x?y", "debian#1", "Debian", "../x", "a//b", "x:"] {
+            #expect(message(#"{"version":"1","manifest":{"image":"\#(image)"}}"#)?
+                .hasPrefix("manifest.image must be an image reference") == true, "\(image)")
+        }
+        for image in ["debian", "debian:bookworm", "burstflare/session-base", "localhost:5000/team/img:v1.2",
+                      "burstflare/template-tpl_ab12:1"] {
+            #expect(message(#"{"version":"1","manifest":{"image":"\#(image)"}}"#) == nil, "\(image)")
+        }
+    }
 }

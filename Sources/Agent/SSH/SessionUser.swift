@@ -23,8 +23,9 @@ public struct SessionUser: Sendable, Equatable {
             throw LookupError(description: "the session user '\(name)' does not exist in the image")
         }
         let pw = entry.pointee
-        guard pw.pw_uid != 0 else {
-            throw LookupError(description: "the session user '\(name)' is root; shells must run unprivileged")
+        guard pw.pw_uid != 0, pw.pw_gid != 0 else {
+            throw LookupError(description: "the session user '\(name)' is root or in group root; "
+                + "shells must run unprivileged")
         }
         var count: Int32 = 64
         var groups = [gid_t](repeating: 0, count: Int(count))

@@ -23,6 +23,10 @@ enum ManifestValidator {
         else {
             throw invalid("manifest.image", manifest["image"] == nil ? "is required" : "must be a non-empty string")
         }
+        guard isImageReference(image) else {
+            throw invalid("manifest.image", "must be an image reference such as debian:bookworm or "
+                + "burstflare/session-base (lowercase name, optional :tag)")
+        }
         let result = TemplateManifest(
             image: image,
             persistedPaths: try persistedPaths(manifest["persistedPaths"]),
@@ -70,6 +74,10 @@ enum ManifestValidator {
                   path.count <= 1024, !path.contains("\0")
             else { throw invalid(field, "must be a normalized path (no '//', '.', '..' or trailing '/')") }
             guard seen.insert(path).inserted else { throw invalid(field, "repeats \(path)") }
+            if let system = protectedPaths.first(where: { overlaps(path, $0) }) {
+                throw invalid(field, "cannot be \(system), inside it or above it (the system's and the agent's own "
+                    + "files); persist your own directories, such as /home/flare")
+            }
             return path
         }
     }
@@ -159,7 +167,7 @@ enum ManifestValidator {
             return !parts.contains { $0.isEmpty || $0 == "." || $0 == ".." } && path.count <= 1024 && !path.contains("\0")
                 && !path.contains(where: { $0.isWhitespace || "\"'$`\\".contains($0) })
         }
-        return try items.enumerated().map { index, item in
+        let files = try items.enumerated().map { index, item in
             let field = "manifest.files[\(index)]"
             guard case .object(let entry) = item, case .string(let from)? = entry["from"], case .string(let to)? = entry["to"],
                   entry.count == 2
@@ -167,11 +175,43 @@ enum ManifestValidator {
             guard !from.hasPrefix("/"), normalized(from) else {
                 throw invalid(field + ".from", "must be a normalized relative path inside the bundle")
             }
-            guard to.hasPrefix("/"), to == "/" || normalized(String(to.dropFirst())) else {
-                throw invalid(field + ".to", "must be a normalized absolute path")
+            guard to.hasPrefix("/"), to != "/", normalized(String(to.dropFirst())) else {
+                throw invalid(field + ".to", "must be a normalized absolute path other than /")
             }
             return TemplateFile(from: from, to: to)
         }
+        // One entry inside another would be placed through the first one, which may be a link the
+        // bundle carries: each source and each destination stands alone.
+        for (index, file) in files.enumerated() {
+            for (other, earlier) in files.prefix(index).enumerated() {
+                if overlaps(file.to, earlier.to) {
+                    throw invalid("manifest.files[\(index)].to", "overlaps manifest.files[\(other)].to (\(earlier.to))")
+                }
+                if overlaps("/" + file.from, "/" + earlier.from) {
+                    throw invalid("manifest.files[\(index)].from", "overlaps manifest.files[\(other)].from (\(earlier.from))")
+                }
+            }
+        }
+        return files
+    }
+
+    /// Whether one path is the other or lies inside it.
+    static func overlaps(_ a: String, _ b: String) -> Bool {
+        a == b || a.hasPrefix(b + "/") || b.hasPrefix(a + "/")
+    }
+
+    /// Where the agent keeps its own state and sockets, and the system's directories: a persisted
+    /// path there (or above one) would have the agent, which runs as root in a container, archive
+    /// its secrets or restore the user's files over the system.
+    static let protectedPaths = ["/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
+                                 "/run", "/sbin", "/sys", "/usr", "/var/run", "/var/lib/flare-agent", "/opt/flare",
+                                 "/opt/flare-run", "/opt/flare-control"]
+
+    /// A Docker image reference: `[host[:port]/]name[/name…][:tag][@sha256:digest]`, lowercase names.
+    static func isImageReference(_ image: String) -> Bool {
+        let pattern = #"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"#
+            + #"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"#
+        return image.range(of: pattern, options: .regularExpression) != nil
     }
 
     /// Refuses resources above the operator's ceilings: a template never gets a bigger container

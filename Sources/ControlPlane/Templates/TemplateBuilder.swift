@@ -112,6 +112,10 @@ struct TemplateBuilder: Sendable {
                                             paths: manifest.files.map { "/" + $0.from }, into: unpacked)
             for file in manifest.files {
                 let target = root.appendingPathComponent(String(file.to.drop { $0 == "/" }))
+                // The server moves these as root: neither side may pass through a link the bundle
+                // carries (a `from` inside a link to /etc, a `to` under an entry that is one).
+                try Self.requireRealDirectories(above: file.from, in: unpacked)
+                try Self.requireRealDirectories(above: String(file.to.dropFirst()), in: root)
                 try FileManager.default.createDirectory(at: target.deletingLastPathComponent(),
                                                         withIntermediateDirectories: true)
                 try FileManager.default.moveItem(at: unpacked.appendingPathComponent(file.from), to: target)
@@ -125,6 +129,21 @@ struct TemplateBuilder: Sendable {
             paths.append("/tmp/flare-setup.sh")
         }
         try await Self.tar(root: root, paths: paths, into: tar)
+    }
+
+    /// Every directory that exists between `base` and the relative `path` (not the entry itself)
+    /// is a real directory, not a link.
+    static func requireRealDirectories(above path: String, in base: URL) throws {
+        var current = base.path
+        for component in path.split(separator: "/").dropLast() {
+            current += "/" + component
+            var info = stat()
+            if lstat(current, &info) != 0, errno == ENOENT { return }
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                throw BuildError("the bundle's \(path) lies under a link or a file (\(component)); "
+                    + "files must name real directories")
+            }
+        }
     }
 
     private static func tar(root: URL, paths: [String], into tar: URL) async throws {
