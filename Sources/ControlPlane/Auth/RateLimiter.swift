@@ -2,6 +2,7 @@ import FlareHTTP
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// Token buckets by key (an address, an account): `limit` requests per `period`, refilled
 /// continuously. Pure bookkeeping; the clock comes in with each call.
@@ -101,8 +102,24 @@ struct AuthRateLimits: Sendable {
 }
 
 extension FlareRequestContext {
-    /// The client's address without its port: the key for per-address limits.
-    var clientAddress: String {
-        connectionChannel.remoteAddress?.ipAddress ?? connectionChannel.remoteAddress?.pathname ?? "local"
+    /// The key for per-address limits (see ``RateLimiter/addressKey(_:)``).
+    var clientAddress: String { RateLimiter.addressKey(connectionChannel.remoteAddress) }
+}
+
+extension RateLimiter {
+    /// A client's address without its port. An IPv6 client is keyed by its /64, the smallest block
+    /// one subscriber is given, so rotating through the addresses of one's own network does not
+    /// reset a limit; an IPv4 client of a dual-stack listener (`::ffff:a.b.c.d`) by its IPv4 address.
+    static func addressKey(_ address: SocketAddress?) -> String {
+        guard let address else { return "local" }
+        if case .v6(let v6) = address {
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            if bytes.prefix(10).allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+                return bytes.suffix(4).map(String.init).joined(separator: ".")
+            }
+            return stride(from: 0, to: 8, by: 2).map { String(format: "%02x%02x", bytes[$0], bytes[$0 + 1]) }
+                .joined(separator: ":") + "::/64"
+        }
+        return address.ipAddress ?? address.pathname ?? "local"
     }
 }
