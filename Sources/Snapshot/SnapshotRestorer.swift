@@ -105,10 +105,14 @@ public struct SnapshotRestorer: Sendable {
         }
         var info = stat()
         guard lstat(staged, &info) == 0 else { return }
-        _ = lchown(live, info.st_uid, info.st_gid)
-        _ = chmod(live, info.st_mode & 0o7777)
+        // Through a descriptor opened without following a link: `live` is in the user's reach.
+        let directory = open(live, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else { return }
+        defer { close(directory) }
+        _ = fchown(directory, info.st_uid, info.st_gid)
+        _ = fchmod(directory, info.st_mode & 0o7777)
         var times = [info.st_atim, info.st_mtim]
-        _ = utimensat(AT_FDCWD, live, &times, AT_SYMLINK_NOFOLLOW)
+        _ = futimens(directory, &times)
     }
 
     private func extract(_ path: String, into staging: String, allowed: [[Substring]], owner: Owner?) throws

@@ -37,7 +37,7 @@ public final class DockerRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     /// Which server's data directory a container belongs to (several servers can share an engine).
     static let dataLabel = "burstflare.data"
     /// Where the control plane's agent socket is, inside a container.
-    public static let controlPlaneURL = "http+unix://%2Fopt%2Fflare-control%2Fagent.sock"
+    static let controlPlaneURL = AgentChannels.url(socketPath: "/opt/flare-control/agent.sock")
 
     let configuration: Configuration
     let engine: DockerEngine
@@ -71,11 +71,12 @@ public final class DockerRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         }
     }
 
+    /// The agent's host key and snapshot archives, in a fresh volume only container root can enter.
+    static let agentStateDirectory = "/var/lib/flare-agent"
+
     /// The capabilities the agent keeps as container root: drop to the session user for every
     /// child (SETUID, SETGID), give the user their terminal and restored files (CHOWN, FOWNER),
     /// restore into the user's directories (DAC_OVERRIDE), and signal the user's processes (KILL).
-    static let agentStateDirectory = "/var/lib/flare-agent"
-
     static let agentCapabilities = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
 
     public func start(_ spec: AgentLaunchSpec) async throws -> AgentHandle {
