@@ -61,6 +61,8 @@ struct flare_spawn_request {
     gid_t gid;
     const gid_t *groups;
     int group_count;
+    /// When >= 0, handed to the child as descriptor 3 (an output file the child could not open).
+    int extra_fd;
 };
 
 /// fork + exec that can drop privileges (posix_spawn cannot). The child runs only
@@ -106,13 +108,21 @@ static inline int flare_spawn(const struct flare_spawn_request *request, pid_t *
             if (request->uid != 0 && (setuid(0) == 0 || geteuid() == 0)) { failure = EPERM; goto fail; }
         }
         if (request->directory && chdir(request->directory) != 0) { failure = errno; goto fail; }
-        // Keep the report pipe (close-on-exec) but nothing else the agent holds.
-        if (reportfd != 3) {
-            if (dup2(reportfd, 3) < 0) { failure = errno; goto fail; }
-            reportfd = 3;
+        // Keep the report pipe (close-on-exec) and the extra descriptor, nothing else the agent holds.
+        int keep = request->extra_fd >= 0 ? 4 : 3;
+        if (request->extra_fd >= 0) {
+            int moved = fcntl(reportfd, F_DUPFD_CLOEXEC, 10);
+            if (moved < 0) { failure = errno; goto fail; }
+            reportfd = moved;
+            if (dup2(request->extra_fd, 3) < 0) { failure = errno; goto fail; }
+            fcntl(3, F_SETFD, 0);  // dup2 onto itself would have kept close-on-exec
         }
-        fcntl(3, F_SETFD, FD_CLOEXEC);
-        closefrom(4);
+        if (reportfd != keep) {
+            if (dup2(reportfd, keep) < 0) { failure = errno; goto fail; }
+            reportfd = keep;
+        }
+        fcntl(keep, F_SETFD, FD_CLOEXEC);
+        closefrom(keep + 1);
         execve(request->path, request->argv, request->envp);
         failure = errno;
     fail:

@@ -5,6 +5,11 @@ import Foundation
 public struct RestoreReport: Sendable, Equatable {
     public var entryCount: Int
     public var totalBytes: UInt64
+
+    public init(entryCount: Int, totalBytes: UInt64) {
+        self.entryCount = entryCount
+        self.totalBytes = totalBytes
+    }
 }
 
 /// Restores a snapshot into a session's persisted paths, and nowhere else.
@@ -12,16 +17,24 @@ public struct RestoreReport: Sendable, Equatable {
 /// Every entry is checked before it is written: no absolute or `..` names, nothing outside the
 /// persisted paths, no device nodes, FIFOs or sockets, no relative symlink that climbs out of its
 /// persisted path, no hardlink to outside; setuid and setgid bits are dropped; the declared sizes
-/// and the entry count are bounded. Everything is extracted into a staging directory first and
-/// swapped in only when the whole archive was read cleanly, so a bad or truncated archive leaves
-/// the previous content exactly as it was. Blocking: run it on a thread of its own.
+/// and the entry count are bounded.
+///
+/// Three steps, so a root agent never writes by path where the session's user can change the tree:
+/// 1. ``stage(persistedPaths:root:owner:)`` opens (or makes) each persisted path without following
+///    a link and makes a staging directory inside it;
+/// 2. ``extract(archiveDescriptor:root:persistedPaths:staging:)`` writes the archive into the
+///    staging directories; a root agent runs this step as the user (`flare-agent snapshot restore
+///    --staged`), so a user racing it gains nothing;
+/// 3. ``commit(_:)`` swaps the staged content in through the descriptors of step 1 only once the
+///    whole archive was read cleanly, so a bad or truncated archive changes nothing.
+/// Nothing is renamed across directories, so it works on overlayfs (a container's image layers).
+/// Blocking: run it on a thread of its own.
 public struct SnapshotRestorer: Sendable {
     public var limits = RestoreLimits()
 
     public init() {}
 
-    /// Whose the restored files are when a privileged agent restores for the session's user:
-    /// every entry is written as theirs, whatever owner the archive names.
+    /// Whose the persisted paths are when a privileged agent restores for the session's user.
     public struct Owner: Sendable, Equatable {
         public var uid: uid_t
         public var gid: gid_t
@@ -32,90 +45,210 @@ public struct SnapshotRestorer: Sendable {
         }
     }
 
+    /// The staging directories of one restore, held open by descriptor with their persisted paths.
+    public final class Staging {
+        /// The staging directory's name inside each persisted path.
+        public let tag: String
+        fileprivate var paths: [(name: String, live: Int32, staged: Int32)] = []
+
+        fileprivate init(tag: String) {
+            self.tag = tag
+        }
+
+        deinit { paths.forEach { close($0.live); close($0.staged) } }
+    }
+
     /// Replaces each of `persistedPaths` under `root` with the snapshot's content (an empty
-    /// directory where the snapshot has none).
-    public func restore(archive path: String, root: String, persistedPaths: [String], owner: Owner? = nil) throws
-        -> RestoreReport
-    {
+    /// directory where the snapshot has none), in this process: for an agent that is the user.
+    public func restore(archive path: String, root: String, persistedPaths: [String]) throws -> RestoreReport {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw SnapshotError(.corrupt, "cannot open snapshot \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let staging = try Self.stage(persistedPaths: persistedPaths, root: root)
+        do {
+            let report = try extract(archiveDescriptor: descriptor, root: root, persistedPaths: persistedPaths,
+                                     staging: staging.tag)
+            try Self.commit(staging)
+            return report
+        } catch {
+            Self.discard(staging)
+            throw error
+        }
+    }
+
+    /// Step 1: opens each persisted path from `root` one component at a time, never following a
+    /// link, making what is missing (a link or file where the persisted path itself should be is
+    /// replaced), and makes an empty staging directory inside it. With an `owner`, the persisted
+    /// paths and the staging directories become theirs.
+    public static func stage(persistedPaths: [String], root: String, owner: Owner? = nil) throws -> Staging {
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        guard let realRoot = realpath(root, nil) else {
-            throw SnapshotError(.io, "cannot restore into \(root): \(String(cString: strerror(errno)))")
-        }
-        let base = String(cString: realRoot)
-        free(realRoot)
-        let top = SnapshotPaths.topLevel(persistedPaths)
-        let allowed = top.compactMap { SnapshotPaths.components(ofEntry: SnapshotPaths.relative($0)) }
-        // Staged next to the persisted paths (their deepest common parent), so the final renames stay
-        // on one filesystem and an agent that may not write to `/` (a container's user) can restore.
-        var parent = allowed.first.map { Array($0.dropLast()) } ?? []
-        for parts in allowed.dropFirst() {
-            parent = Array(zip(parent, parts.dropLast()).prefix { $0 == $1 }.map(\.0))
-        }
-        let stagingParent = (base == "/" ? "" : base) + parent.map { "/" + $0 }.joined()
-        try? FileManager.default.createDirectory(atPath: stagingParent.isEmpty ? "/" : stagingParent,
-                                                 withIntermediateDirectories: true)
-        let staging = stagingParent + "/.flare-restore-\(UInt32.random(in: .min ... .max))"
-        guard mkdir(staging, 0o700) == 0 else {
-            throw SnapshotError(.io, "cannot create \(staging): \(String(cString: strerror(errno)))")
-        }
-        defer { try? FileManager.default.removeItem(atPath: staging) }
-
-        let report = try extract(path, into: staging, allowed: allowed, owner: owner)
-        for parts in allowed {
-            let relative = parts.joined(separator: "/")
-            let staged = staging + "/" + relative
-            let live = (base == "/" ? "" : base) + "/" + relative
-            if access(staged, F_OK) != 0 {
-                try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true)
-                if let owner { _ = lchown(staged, owner.uid, owner.gid) }
-            }
-            try FileManager.default.createDirectory(atPath: (live as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true)
-            var info = stat()
-            if lstat(live, &info) == 0 {
-                let old = staging + "/.previous-\(UInt32.random(in: .min ... .max))"
-                if rename(live, old) != 0 {
-                    // overlayfs (a container's root) cannot rename a directory that comes from an
-                    // image layer, such as /home/flare: put the restored content inside it instead.
-                    guard errno == EXDEV, info.st_mode & S_IFMT == S_IFDIR else {
-                        throw SnapshotError(.io, "cannot move \(live) aside: \(String(cString: strerror(errno)))")
-                    }
-                    try Self.replaceContents(of: live, with: staged)
-                    continue
+        let staging = Staging(tag: ".flare-restore-\(UInt32.random(in: .min ... .max))")
+        for persisted in SnapshotPaths.topLevel(persistedPaths) {
+            guard let parts = SnapshotPaths.components(ofEntry: SnapshotPaths.relative(persisted)) else { continue }
+            var directory = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard directory >= 0 else { throw ioError("cannot open \(root)") }
+            for (index, part) in parts.enumerated() {
+                let name = String(part), isLast = index == parts.count - 1
+                var next = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                var failure = next < 0 ? errno : 0
+                if failure == ELOOP || failure == ENOTDIR, isLast, unlinkat(directory, name, 0) == 0 {
+                    failure = ENOENT  // a link or a file where the persisted path should be
                 }
+                if failure == ENOENT {
+                    var parent = stat()
+                    if mkdirat(directory, name, 0o755) == 0 {
+                        _ = fchmodat(directory, name, 0o755, 0)
+                        // What is made in the user's own directories is theirs, as if they had made it.
+                        if let owner, isLast || (fstat(directory, &parent) == 0 && parent.st_uid == owner.uid) {
+                            _ = fchownat(directory, name, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW)
+                        }
+                    }
+                    next = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    failure = next < 0 ? errno : 0
+                }
+                close(directory)
+                guard next >= 0 else {
+                    throw SnapshotError(.io, "cannot restore into \(persisted): /\(parts[...index].joined(separator: "/")) "
+                        + "is not a directory we can open (\(String(cString: strerror(failure))))")
+                }
+                directory = next
             }
-            guard rename(staged, live) == 0 else {
-                throw SnapshotError(.io, "cannot move the restored \(relative) into place: \(String(cString: strerror(errno)))")
+            if let owner { _ = fchown(directory, owner.uid, owner.gid) }
+            guard mkdirat(directory, staging.tag, 0o700) == 0 else {
+                let error = ioError("cannot restore into \(persisted)")
+                close(directory)
+                throw error
             }
+            if let owner { _ = fchownat(directory, staging.tag, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) }
+            let staged = openat(directory, staging.tag, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard staged >= 0 else {
+                let error = ioError("cannot restore into \(persisted)")
+                close(directory)
+                throw error
+            }
+            staging.paths.append((persisted, directory, staged))
         }
-        return report
+        return staging
     }
 
-    /// Empties `live` (without following links) and moves `staged`'s entries into it, then gives
-    /// it `staged`'s mode, owner and times.
-    static func replaceContents(of live: String, with staged: String) throws {
-        let fm = FileManager.default
-        for name in try fm.contentsOfDirectory(atPath: live) {
-            try fm.removeItem(atPath: live + "/" + name)
-        }
-        for name in try fm.contentsOfDirectory(atPath: staged) {
-            guard rename(staged + "/" + name, live + "/" + name) == 0 else {
-                throw SnapshotError(.io, "cannot move the restored \(name) into \(live): \(String(cString: strerror(errno)))")
+    /// Step 2: writes the archive read from `descriptor` into the staging directories named `tag`
+    /// that step 1 made inside each persisted path under `root`.
+    public func extract(archiveDescriptor descriptor: Int32, root: String, persistedPaths: [String],
+                        staging tag: String) throws -> RestoreReport
+    {
+        guard let realRoot = realpath(root, nil) else { throw Self.ioError("cannot restore into \(root)") }
+        let base = String(cString: realRoot) == "/" ? "" : String(cString: realRoot)
+        free(realRoot)
+        let allowed = SnapshotPaths.topLevel(persistedPaths)
+            .compactMap { SnapshotPaths.components(ofEntry: SnapshotPaths.relative($0)) }
+        var staging: [[Substring]: String] = [:]
+        for parts in allowed {
+            let directory = base + "/" + parts.joined(separator: "/") + "/" + tag
+            var info = stat()
+            guard lstat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+                throw SnapshotError(.io, "no staging directory at \(directory) (replaced while restoring?)")
             }
+            staging[parts] = directory
         }
-        var info = stat()
-        guard lstat(staged, &info) == 0 else { return }
-        // Through a descriptor opened without following a link: `live` is in the user's reach.
-        let directory = open(live, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard directory >= 0 else { return }
-        defer { close(directory) }
-        _ = fchown(directory, info.st_uid, info.st_gid)
-        _ = fchmod(directory, info.st_mode & 0o7777)
-        var times = [info.st_atim, info.st_mtim]
-        _ = futimens(directory, &times)
+        return try extract(descriptor, allowed: allowed) { parts in
+            let persisted = SnapshotPaths.owner(of: parts, in: allowed)!
+            return ([staging[persisted]!] + parts.dropFirst(persisted.count).map(String.init)).joined(separator: "/")
+        }
     }
 
-    private func extract(_ path: String, into staging: String, allowed: [[Substring]], owner: Owner?) throws
+    /// Step 3: empties each persisted path but for its staging directory and moves the staged
+    /// entries in, then gives it the staged directory's mode and times (and owner, as root). Only
+    /// through the descriptors of step 1: no path is resolved, no link followed, no other
+    /// filesystem entered.
+    public static func commit(_ staging: Staging) throws {
+        for path in staging.paths {
+            var info = stat()
+            guard fstat(path.live, &info) == 0 else { throw ioError("cannot restore \(path.name)") }
+            try removeContents(of: path.live, except: staging.tag, device: info.st_dev, in: path.name)
+            for name in try names(in: path.staged) {
+                var moved = renameat(path.staged, name, path.live, name) == 0
+                if !moved, errno == EEXIST || errno == ENOTEMPTY || errno == EISDIR || errno == ENOTDIR {
+                    // Something appeared under that name meanwhile (a live session): the snapshot wins.
+                    try removeEntry(name, in: path.live, device: info.st_dev, at: path.name)
+                    moved = renameat(path.staged, name, path.live, name) == 0
+                }
+                guard moved else { throw ioError("cannot move the restored \(name) into \(path.name)") }
+            }
+            var staged = stat()
+            guard fstat(path.staged, &staged) == 0 else { continue }
+            if geteuid() == 0 { _ = fchown(path.live, staged.st_uid, staged.st_gid) }
+            _ = fchmod(path.live, staged.st_mode & 0o1777)
+            var times = [staged.st_atim, staged.st_mtim]
+            _ = futimens(path.live, &times)
+            _ = unlinkat(path.live, staging.tag, AT_REMOVEDIR)
+        }
+    }
+
+    /// Removes the staging directories of a restore that did not go through; the persisted paths
+    /// stay as they were.
+    public static func discard(_ staging: Staging) {
+        for path in staging.paths {
+            var info = stat()
+            guard fstat(path.live, &info) == 0 else { continue }
+            try? removeEntry(staging.tag, in: path.live, device: info.st_dev, at: path.name)
+        }
+    }
+
+    /// Removes every entry of `directory` but `keep`, depth first, through descriptors.
+    private static func removeContents(of directory: Int32, except keep: String?, device: dev_t, in name: String) throws {
+        for entry in try names(in: directory) where entry != keep {
+            try removeEntry(entry, in: directory, device: device, at: name)
+        }
+    }
+
+    /// Removes `entry` of `directory`, a whole tree if it is a directory, without following links
+    /// and without entering another filesystem. Tries again if the entry changes type meanwhile.
+    private static func removeEntry(_ entry: String, in directory: Int32, device: dev_t, at name: String) throws {
+        for _ in 0 ..< 4 {
+            if unlinkat(directory, entry, 0) == 0 || errno == ENOENT { return }
+            guard errno == EISDIR || errno == EPERM else { break }
+            let child = openat(directory, entry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if child < 0 { continue }
+            var info = stat()
+            guard fstat(child, &info) == 0, info.st_dev == device else {
+                close(child)
+                throw SnapshotError(.io, "cannot restore \(name): \(entry) is on another filesystem")
+            }
+            do {
+                try removeContents(of: child, except: nil, device: device, in: name + "/" + entry)
+            } catch {
+                close(child)
+                throw error
+            }
+            close(child)
+            if unlinkat(directory, entry, AT_REMOVEDIR) == 0 || errno == ENOENT { return }
+        }
+        throw ioError("cannot remove \(entry) from \(name)")
+    }
+
+    /// The names in a directory (not `.` and `..`), read through a duplicate of its descriptor.
+    private static func names(in directory: Int32) throws -> [String] {
+        let copy = openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            if copy >= 0 { close(copy) }
+            throw ioError("cannot list a persisted directory")
+        }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    private static func ioError(_ message: String) -> SnapshotError {
+        SnapshotError(.io, "\(message): \(String(cString: strerror(errno)))")
+    }
+
+    private func extract(_ descriptor: Int32, allowed: [[Substring]], destination: ([Substring]) -> String) throws
         -> RestoreReport
     {
         guard let reader = archive_read_new(), let writer = archive_write_disk_new() else {
@@ -128,11 +261,11 @@ public struct SnapshotRestorer: Sendable {
         archive_read_support_filter_zstd(reader)
         archive_read_support_filter_none(reader)
         archive_read_support_format_tar(reader)
-        // Owners are restored only by root, and then as the session user when one is given.
+        // Owners are restored only by root (a template bundle); a user's restore makes them the user's.
         archive_write_disk_set_options(writer, flare_extract_flags(geteuid() == 0 ? 1 : 0))
         archive_write_disk_set_standard_lookup(writer)
-        guard archive_read_open_filename(reader, path, 1 << 16) == ARCHIVE_OK else {
-            throw SnapshotError(.corrupt, "cannot open snapshot \(path): \(archiveError(reader, "unreadable"))")
+        guard archive_read_open_fd(reader, descriptor, 1 << 16) == ARCHIVE_OK else {
+            throw SnapshotError(.corrupt, "cannot read the snapshot: \(archiveError(reader, "unreadable"))")
         }
         var entries = 0
         var bytes: UInt64 = 0
@@ -154,18 +287,11 @@ public struct SnapshotRestorer: Sendable {
             guard bytes <= limits.maxTotalBytes else {
                 throw SnapshotError(.limitExceeded, "the snapshot holds more than \(limits.maxTotalBytes) bytes")
             }
-            archive_entry_set_pathname(entry, staging + "/" + parts.joined(separator: "/"))
+            archive_entry_set_pathname(entry, destination(parts))
             if let link = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
-                let target = SnapshotPaths.components(ofEntry: link)!.joined(separator: "/")
-                archive_entry_set_hardlink(entry, staging + "/" + target)
+                archive_entry_set_hardlink(entry, destination(SnapshotPaths.components(ofEntry: link)!))
             }
             archive_entry_set_perm(entry, archive_entry_perm(entry) & ~mode_t(0o6000))  // no setuid or setgid
-            if let owner {
-                archive_entry_set_uid(entry, Int64(owner.uid))
-                archive_entry_set_gid(entry, Int64(owner.gid))
-                archive_entry_set_uname(entry, nil)
-                archive_entry_set_gname(entry, nil)
-            }
             guard archive_write_header(writer, entry) == ARCHIVE_OK else {
                 throw SnapshotError(.io, "cannot restore \(name): \(archiveError(writer, "write failed"))")
             }

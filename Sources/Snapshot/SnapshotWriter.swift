@@ -21,7 +21,15 @@ public struct SnapshotWriter: Sendable {
     /// Snapshots `persistedPaths` (absolute, as the session sees them) found under `root` into
     /// `output`, replacing it. Paths that do not exist are skipped.
     public func create(root: String, persistedPaths: [String], output: String) throws -> SnapshotManifest {
-        let sink = try ArchiveSink(path: output)
+        try create(root: root, persistedPaths: persistedPaths, into: try ArchiveSink(path: output))
+    }
+
+    /// Like ``create(root:persistedPaths:output:)``, writing to an open descriptor (left open).
+    public func create(root: String, persistedPaths: [String], outputDescriptor: Int32) throws -> SnapshotManifest {
+        try create(root: root, persistedPaths: persistedPaths, into: ArchiveSink(descriptor: outputDescriptor))
+    }
+
+    private func create(root: String, persistedPaths: [String], into sink: ArchiveSink) throws -> SnapshotManifest {
         guard let archive = archive_write_new() else { throw SnapshotError(.archive, "archive_write_new failed") }
         defer { archive_write_free(archive) }
         archive_write_set_format_pax_restricted(archive)
@@ -91,13 +99,16 @@ private struct DiskWalker {
             defer { archive_entry_free(entry) }
             let rc = archive_read_next_header2(disk, entry)
             if rc == ARCHIVE_EOF { break }
-            let sourcePath = String(cString: archive_entry_sourcepath(entry) ?? archive_entry_pathname(entry))
-            if rc != ARCHIVE_OK && rc != ARCHIVE_WARN {
-                // Vanished between listing and reading: leave it out and say so.
-                if rc == ARCHIVE_FATAL { throw SnapshotError(.io, archiveError(disk, "reading \(sourcePath) failed")) }
-                changed.append(String(sourcePath.utf8.dropFirst(prefixLength)) ?? sourcePath)
+            let named = archive_entry_sourcepath(entry) ?? archive_entry_pathname(entry)
+            if rc != ARCHIVE_OK && rc != ARCHIVE_WARN || named == nil {
+                // Vanished between listing and reading, or not readable by the snapshot's user:
+                // leave it out and say so.
+                if rc == ARCHIVE_FATAL { throw SnapshotError(.io, archiveError(disk, "reading \(start) failed")) }
+                let relative = named.map { String(cString: $0) }.map { String($0.utf8.dropFirst(prefixLength)) ?? $0 }
+                changed.append(relative.flatMap { $0.isEmpty ? nil : $0 } ?? archiveError(disk, start))
                 continue
             }
+            let sourcePath = String(cString: named!)
             archive_read_disk_descend(disk)
             let name = String(sourcePath.utf8.dropFirst(prefixLength)) ?? sourcePath
             archive_entry_set_pathname(entry, name)
@@ -173,18 +184,26 @@ private struct DiskWalker {
 final class ArchiveSink {
     private let descriptor: Int32
     private let path: String
+    private let ownsDescriptor: Bool
     private var hasher = SHA256()
     private(set) var count: UInt64 = 0
 
     init(path: String) throws {
         self.path = path
+        ownsDescriptor = true
         descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw SnapshotError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
         }
     }
 
-    deinit { close(descriptor) }
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+        path = "descriptor \(descriptor)"
+        ownsDescriptor = false
+    }
+
+    deinit { if ownsDescriptor { close(descriptor) } }
 
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         hasher.update(bufferPointer: bytes)

@@ -384,3 +384,58 @@ struct IsolationTests {
         #expect(escalate.stdout == "-rwsr-xr-x\nagent-env-hidden\nno-state\n", "\(escalate.stdout) \(escalate.stderr)")
     }
 }
+
+extension IsolationTests {
+    /// Snapshots under docker are taken and restored by the session's user, not by the root agent:
+    /// a root-only file in the persisted home never becomes theirs, a restore raced from the shell
+    /// (its staging directory swapped for a link to /etc) writes nothing outside the session's
+    /// files, and root-owned content in the image's home does not stop a wake.
+    @Test func dockerSnapshotsRunAsTheUserSoARacedRestoreOrARootOnlyFileGivesThemNothing() throws {
+        let fixture = try ServerFixture(arguments: Self.docker)
+        try fixture.signUpWithTemplate()
+        let manifest = fixture.directory.path("root-home.json")
+        let setup = "echo root-secret > /home/flare/rootonly; chmod 600 /home/flare/rootonly; "
+            + "mkdir -p /home/flare/.sys/deep; echo x > /home/flare/.sys/deep/f; chown -R root:root /home/flare/.sys"
+        try #"{"image":"burstflare/session-base","persistedPaths":["/home/flare"],"setup":"\#(setup)"}"#
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let upload = try fixture.flare(["template", "upload", "base", "--version", "2", "--manifest", manifest, "--wait"],
+                                       timeout: 300)
+        #expect(upload.status == 0, "\(upload.stderr)")
+        #expect(try fixture.flare(["template", "promote", "base", "2"]).status == 0)
+        #expect(try fixture.flare(["session", "up", "dev", "--template", "base"]).status == 0)
+        let id = try fixture.sessionId()
+
+        let prepared = try fixture.flare(["ssh", "dev", "--", """
+            cat ~/rootonly 2>/dev/null || echo unreadable; mkdir -p ~/bulk; \
+            for i in $(seq 1 3000); do echo $i > ~/bulk/f$i; done; echo mine > ~/pwn; echo ready
+            """])
+        #expect(prepared.stdout == "unreadable\nready\n", "\(prepared.stdout) \(prepared.stderr)")
+        let saved = try fixture.flare(["snapshot", "save", "dev", "--json"])
+        #expect(saved.status == 0, "\(saved.stderr)")
+        let snapshot = try FlareJSON.decoder().decode(SnapshotInfo.self, from: Data(saved.stdout.utf8))
+
+        // The attacker's loop: every staging directory that appears is moved away and replaced by
+        // a link to /etc, until ~/stop exists.
+        let loop = #"while [ ! -e ~/stop ]; do for d in ~/.flare-restore-*; do "#
+            + #"if [ -d "$d" ] && [ ! -L "$d" ]; then mv "$d" "$d.moved" 2>/dev/null && ln -s /etc "$d" && echo swapped >> /tmp/race; fi; "#
+            + #"done; done"#
+        let started = try fixture.flare(["ssh", "dev", "--", "setsid sh -c '\(loop)' >/dev/null 2>&1 </dev/null & echo started"])
+        #expect(started.stdout == "started\n", "\(started.stderr)")
+        for _ in 0 ..< 3 { _ = try fixture.flare(["snapshot", "restore", "dev", snapshot.id]) }
+        let raced = try TestProcess.run(["docker", "exec", "flare-\(id)", "cat", "/tmp/race"])
+        #expect(raced.stdout.contains("swapped"), "the loop never caught a staging directory: \(raced.stderr)")
+        _ = try fixture.flare(["ssh", "dev", "--", "touch ~/stop"])
+
+        // Seen as root in the container: nothing of the snapshot reached /etc, nothing there is the user's.
+        let etc = try TestProcess.run(["docker", "exec", "flare-\(id)", "sh", "-c",
+                                       "ls /etc/pwn /etc/bulk 2>/dev/null; find /etc -user flare 2>/dev/null | head -3; echo checked"])
+        #expect(etc.stdout == "checked\n", "the restore wrote into /etc: \(etc.stdout)")
+
+        // A wake restores over the image's root-owned home content; the root-only file stays out.
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        let after = try fixture.flare(["ssh", "dev", "--", "cat ~/pwn; ls ~/bulk | wc -l; cat ~/rootonly 2>&1 | head -c 40"])
+        let lines = after.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.first == "mine" && lines.dropFirst().first == "3000", "\(after.stdout) \(after.stderr)")
+        #expect(!after.stdout.contains("root-secret"), "a root-only file became the user's: \(after.stdout)")
+    }
+}

@@ -11,6 +11,9 @@ final class ChildProcess {
     enum IO {
         case pipes
         case terminal(TerminalSize)
+        /// `stdin` (the caller's, left open) as standard input, `extra` (when >= 0) as descriptor 3,
+        /// pipes for standard output and error.
+        case descriptors(stdin: Int32, extra: Int32)
     }
 
     let pid: pid_t
@@ -33,11 +36,20 @@ final class ChildProcess {
         var childEnds: [Int32] = []
         defer { childEnds.forEach { close($0) } }
         var ttyPath: String?
+        var extra: Int32 = -1
         switch io {
         case .pipes:
             let stdinPipe = try Self.pipe(), stdoutPipe = try Self.pipe(), stderrPipe = try Self.pipe()
             childEnds = [stdinPipe.read, stdoutPipe.write, stderrPipe.write]
             input = stdinPipe.write
+            output = stdoutPipe.read
+            errorOutput = stderrPipe.read
+            isTerminal = false
+        case .descriptors(let stdin, let extraDescriptor):
+            let stdoutPipe = try Self.pipe(), stderrPipe = try Self.pipe()
+            childEnds = [stdoutPipe.write, stderrPipe.write]
+            extra = extraDescriptor
+            input = stdin
             output = stdoutPipe.read
             errorOutput = stderrPipe.read
             isTerminal = false
@@ -70,6 +82,9 @@ final class ChildProcess {
             envp.forEach { free($0) }
         }
         let groups = user?.groups ?? []
+        let isCallersInput: Bool
+        if case .descriptors = io { isCallersInput = true } else { isCallersInput = false }
+        let stdinDescriptor = childEnds.count == 3 ? childEnds[0] : input
         var pid: pid_t = 0
         let rc = executable.withCString { path in
             directory.withCString { directory in
@@ -82,12 +97,13 @@ final class ChildProcess {
                                 var request = flare_spawn_request(
                                     path: path, argv: argvList.baseAddress, envp: envpList.baseAddress,
                                     directory: directory,
-                                    stdin_fd: childEnds.isEmpty ? -1 : childEnds[0],
-                                    stdout_fd: childEnds.isEmpty ? -1 : childEnds[1],
-                                    stderr_fd: childEnds.isEmpty ? -1 : childEnds[2],
+                                    stdin_fd: stdinDescriptor,
+                                    stdout_fd: childEnds.count == 3 ? childEnds[1] : childEnds.first ?? -1,
+                                    stderr_fd: childEnds.count == 3 ? childEnds[2] : childEnds.last ?? -1,
                                     tty_path: ttyPath == nil ? nil : tty,
                                     set_ids: user == nil ? 0 : 1, uid: user?.uid ?? 0, gid: user?.gid ?? 0,
-                                    groups: groupList.baseAddress, group_count: Int32(groupList.count))
+                                    groups: groupList.baseAddress, group_count: Int32(groupList.count),
+                                    extra_fd: extra)
                                 return flare_spawn(&request, &pid)
                             }
                         }
@@ -96,11 +112,11 @@ final class ChildProcess {
             }
         }
         guard rc == 0 else {
-            [input, output, errorOutput].filter { $0 >= 0 }.forEach { close($0) }
+            [isCallersInput ? -1 : input, output, errorOutput].filter { $0 >= 0 }.forEach { close($0) }
             throw SpawnError(description: "could not start \(executable): \(String(cString: strerror(rc)))")
         }
         self.pid = pid
-        for fd in Set([input, output, errorOutput]) where fd >= 0 {
+        for fd in Set([isCallersInput ? -1 : input, output, errorOutput]) where fd >= 0 {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
     }
