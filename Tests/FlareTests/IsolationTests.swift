@@ -221,6 +221,34 @@ struct IsolationTests {
         let result = try TestProcess.run(["python3", "-c", script, fixture.port], timeout: 40)
         #expect(result.stdout.hasPrefix("dropped after 2") || result.stdout.hasPrefix("dropped after 3"), "\(result.stdout) \(result.stderr)")
         #expect(try Curl.request(fixture.url + "/api/health").status == 200, "a normal client is served")
+
+        // The same on a kept-alive connection: a first request answered at once, then the second
+        // one's headers trickled. A slow body after a complete head is not cut.
+        let keptAlive = """
+            import socket, sys, time
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            s.sendall(b"GET /api/health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            first = s.recv(4096).split(b"\\r\\n")[0].decode()
+            time.sleep(3)
+            body = b'{"email":"slow@example.com","password":"a long password"}'
+            s.sendall(b"POST /api/auth/register HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n"
+                      + b"Content-Length: %d\\r\\n\\r\\n" % len(body))
+            for ch in body:
+                s.send(bytes([ch])); time.sleep(0.08)
+            second = s.recv(4096).split(b"\\r\\n")[0].decode()
+            start = time.time()
+            try:
+                for ch in b"GET /api/health HTTP/1.1\\r\\nX-Slow: " + b"a" * 100:
+                    s.send(bytes([ch])); time.sleep(0.2)
+                    if time.time() - start > 15: break
+                print(first, "|", second, "| still-open")
+            except OSError:
+                print(first, "|", second, "| dropped after %.0f s" % (time.time() - start))
+            """
+        let kept = try TestProcess.run(["python3", "-c", keptAlive, fixture.port], timeout: 60)
+        #expect(kept.stdout.hasPrefix("HTTP/1.1 200 OK | HTTP/1.1 201 Created | dropped after 2")
+                || kept.stdout.hasPrefix("HTTP/1.1 200 OK | HTTP/1.1 201 Created | dropped after 3"),
+                "\(kept.stdout) \(kept.stderr)")
     }
 
     @Test func aRefusedWebSocketHandshakeCarriesItsStatusAndReason() throws {
