@@ -50,8 +50,10 @@ struct FlareServer: AsyncParsableCommand {
     var maxStorageMib: Int64 = 100 * 1024
     @Option(help: "docker runtime: the largest template bundle accepted, in MiB.")
     var maxBundleMib: Int64 = 256
-    @Option(help: "host runtime, server running as root: the unprivileged uid sessions run as.")
-    var sandboxUid: UInt32 = 64000
+    @Option(help: "host runtime, server running as root: the first of the unprivileged uids sessions run as (one each).")
+    var sandboxUid: UInt32 = 1_879_048_192
+    @Option(help: "host runtime, server running as root: how many sandbox uids, the most sessions running at once.")
+    var sandboxUidCount: UInt32 = 10_000
     @Flag(help: "One account only: registration closes after the first; sessions may run unconfined without bubblewrap.")
     var singleUser = false
     @Option(help: "The most memory a template may ask for per session, in MiB (more is refused at upload).")
@@ -76,6 +78,9 @@ struct FlareServer: AsyncParsableCommand {
         guard !["host", "bridge", "default"].contains(buildNetwork), !buildNetwork.hasPrefix("container:") else {
             throw ValidationError("--build-network must be none or an isolated network of your own, "
                 + "never the host's (setup scripts are untrusted code)")
+        }
+        guard sandboxUid > 0, UInt64(sandboxUid) + UInt64(max(1, sandboxUidCount)) < UInt64(UInt32.max) else {
+            throw ValidationError("--sandbox-uid and --sandbox-uid-count must give uids between 1 and 4294967294")
         }
         guard (1...3600).contains(agentHeartbeatSeconds) else {
             throw ValidationError("--agent-heartbeat-seconds must be 1-3600")
@@ -119,7 +124,7 @@ struct FlareServer: AsyncParsableCommand {
         configuration.buildLimits.setupNetwork = buildNetwork
         configuration.buildLimits.memoryBytes = max(64, buildMemoryMib) << 20
         configuration.buildLimits.timeout = .seconds(60 * max(1, buildTimeoutMinutes))
-        configuration.sandboxUID = sandboxUid
+        configuration.sandboxUIDs = sandboxUid...(sandboxUid + max(1, sandboxUidCount) - 1)
         configuration.singleUser = singleUser
         configuration.resourceCeilings = TemplateResources(
             memoryMB: max(64, maxSessionMemoryMib), cpus: max(0.1, maxSessionCpus), pids: max(16, maxSessionPids))

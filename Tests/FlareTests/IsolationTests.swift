@@ -48,6 +48,30 @@ struct IsolationTests {
 
     // MARK: Host runtime
 
+    /// flare-server's default first sandbox uid.
+    static let firstSandboxUID: uid_t = 1_879_048_192
+
+    /// The cgroup files of a host session's agent, seen from the host (v2, or v1's memory and pids).
+    static func cgroupFiles(pid: Int32) throws -> (memory: String, pids: String) {
+        let lines = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8).split(separator: "\n")
+        /// The path of `controller`'s line (`4:memory:/burstflare/x`); "" for v2's line (`0::/burstflare/x`).
+        func path(_ controller: String) -> String? {
+            for line in lines {
+                let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                guard fields.count == 3 else { continue }
+                if controller.isEmpty ? fields[1].isEmpty : fields[1].split(separator: ",").contains(Substring(controller)) {
+                    return String(fields[2])
+                }
+            }
+            return nil
+        }
+        if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers"), let unified = path("") {
+            return ("/sys/fs/cgroup\(unified)/memory.max", "/sys/fs/cgroup\(unified)/pids.max")
+        }
+        guard let memory = path("memory"), let pids = path("pids") else { throw FixtureError("no cgroups for \(pid): \(lines)") }
+        return ("/sys/fs/cgroup/memory\(memory)/memory.limit_in_bytes", "/sys/fs/cgroup/pids\(pids)/pids.max")
+    }
+
     @Test func aHostSessionSeesOnlyItsOwnFilesystemAsAnUnprivilegedUser() throws {
         let fixture = try ServerFixture.withRunningSession()
         let data = fixture.directory.path("data")
@@ -62,7 +86,7 @@ struct IsolationTests {
         let lines = shell.stdout.split(separator: "\n").map(String.init)
         // The session user: the dedicated sandbox uid when the server is root, else 1000 in a user
         // namespace.
-        #expect(lines.first == (geteuid() == 0 ? "64000" : "1000"), "the session user: \(lines)")
+        #expect(lines.first == (geteuid() == 0 ? "\(Self.firstSandboxUID)" : "1000"), "the session user: \(lines)")
         #expect(!lines.contains("flare.sqlite") && !lines.contains("runtime-token-ed25519.key"),
                 "the session's / is its own: \(lines)")
         #expect(lines.contains("no-data-dir") && lines.contains("no-host-dirs"))
@@ -77,9 +101,9 @@ struct IsolationTests {
         let pid = try Self.hostAgentPid(try fixture.sessionId())
         let uid = try TestProcess.run(["ps", "-o", "uid=", "-p", "\(pid)"]).stdout.trimmingCharacters(in: .whitespaces)
         if geteuid() == 0 {
-            #expect(uid.trimmingCharacters(in: .whitespacesAndNewlines) == "64000", "the sandbox uid, not root")
+            #expect(uid.trimmingCharacters(in: .whitespacesAndNewlines) == "\(Self.firstSandboxUID)", "a sandbox uid, not root")
             let owner = try TestProcess.run(["stat", "-c", "%u", data + "/sessions/\(try fixture.sessionId())/fs/home/flare"])
-            #expect(owner.stdout == "64000\n", "the session's home is the sandbox uid's")
+            #expect(owner.stdout == "\(Self.firstSandboxUID)\n", "the session's home is the sandbox uid's")
         }
         // The data directory (in a 0700 test directory) stays the server's alone, and the agent
         // holds no descriptor of the host's.
@@ -91,6 +115,58 @@ struct IsolationTests {
         #expect(!descriptors.contains { ($0.hasPrefix(fixture.directory.path("")) && !$0.hasPrefix(data + "/logs/"))
                     || $0.hasPrefix("/work") },
                 "the agent holds host paths open: \(descriptors)")
+    }
+
+    /// Two sessions of one host never share a uid (nor its keyrings and per-user limits), and each
+    /// is held to its template's memory, CPU and process limits in a cgroup of its own.
+    @Test func eachHostSessionRunsAsItsOwnUidWithinItsTemplatesLimits() throws {
+        let fixture = try ServerFixture()
+        try fixture.signUpWithTemplate(manifest: #"{"image":"burstflare/session-base","persistedPaths":["/home/flare/work"],"#
+            + #""resources":{"memoryMB":128,"cpus":0.5,"pids":64}}"#)
+        for name in ["one", "two"] {
+            let up = try fixture.flare(["session", "up", name, "--template", "base"])
+            #expect(up.status == 0, "\(up.stderr)")
+        }
+        let one = try fixture.flare(["ssh", "one", "--", "id -u"]).stdout
+        let two = try fixture.flare(["ssh", "two", "--", "id -u"]).stdout
+        guard geteuid() == 0 else {
+            // An unprivileged server has one uid to give: every session is 1000 in its namespace.
+            #expect(one == "1000\n" && two == "1000\n")
+            return
+        }
+        #expect(one != two, "two sessions share uid \(one)")
+        for uid in [one, two] {
+            #expect(uid_t(uid.trimmingCharacters(in: .whitespacesAndNewlines)).map { $0 >= Self.firstSandboxUID } == true)
+        }
+
+        let hog = try fixture.flare(["ssh", "one", "--",
+                                     "python3 -c 'b = bytearray(400 << 20); b[::4096] = b\"x\" * len(b[::4096]); print(\"allocated\")'; echo exit=$?"])
+        #expect(!hog.stdout.contains("allocated") && hog.stdout.contains("exit=137"), "\(hog.stdout) \(hog.stderr)")
+        let forks = try fixture.flare(["ssh", "one", "--", """
+            python3 -c '
+            import os, time
+            n = 0
+            for i in range(200):
+                try:
+                    pid = os.fork()
+                except OSError:
+                    break
+                if pid == 0:
+                    time.sleep(3); os._exit(0)
+                n += 1
+            print(n)'
+            """])
+        let forked = Int(forks.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(forked > 10 && forked < 64, "processes past the limit of 64: \(forks.stdout) \(forks.stderr)")
+        #expect(try fixture.flare(["ssh", "two", "--", "echo alive"]).stdout == "alive\n", "the other session is untouched")
+
+        let id = try fixture.sessionId("one")
+        let files = try Self.cgroupFiles(pid: try Self.hostAgentPid(id))
+        #expect(try String(contentsOfFile: files.memory, encoding: .utf8) == "\(128 << 20)\n")
+        #expect(try String(contentsOfFile: files.pids, encoding: .utf8) == "64\n")
+        #expect(try fixture.flare(["session", "stop", "one"]).status == 0)
+        #expect(waitFor(timeout: 10) { !FileManager.default.fileExists(atPath: (files.memory as NSString).deletingLastPathComponent) },
+                "the stopped session's cgroup is removed")
     }
 
     @Test func aLinkPlantedAtTheAgentSocketFromInsideIsNotFollowed() throws {

@@ -5,14 +5,20 @@ import Logging
 /// mode without one, as a plain child process of the server).
 ///
 /// Layout under the data directory: `sessions/<id>/fs` (the session's `/`, discarded on stop like a
-/// container's filesystem, owned by the sandbox uid), `sessions/<id>/identity` (its `passwd`),
-/// `logs/<id>.log` (the agent's log, written by the server), and `run/<id>/ssh.sock` (the agent's
-/// SSH socket).
+/// container's filesystem, owned by the session's uid), `sessions/<id>/identity` (its `passwd`),
+/// `sessions/<id>/uid` (the uid it last ran as), `logs/<id>.log` (the agent's log, written by the
+/// server), and `run/<id>/ssh.sock` (the agent's SSH socket).
+///
+/// A server running as root gives each running session a uid of its own from the sandbox range
+/// and a cgroup with its memory, CPU and process limits (``HostCgroups``).
 public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     private let dataDirectory: URL
     private let agentExecutable: String
     /// Nil only in single-user mode where no sandbox can be made.
     private let sandbox: HostSandbox?
+    /// Nil when the server cannot make cgroups (it is not root): sessions then have no limits.
+    private let cgroups: HostCgroups?
+    private let defaultLimits: HostCgroups.Limits
     private let logger: Logger
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
@@ -20,18 +26,52 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     private var agentPids: [String: Int32] = [:]
     private var adopted: [String: Int32] = [:]
     private var stopping: Set<String> = []
+    /// The uid of each session that runs or is about to, when sessions get their own.
+    private var uids: [String: uid_t] = [:]
     public let events: AsyncStream<RuntimeEvent>
     private let continuation: AsyncStream<RuntimeEvent>.Continuation
 
-    public init(dataDirectory: URL, agentExecutable: String, sandbox: HostSandbox?, logger: Logger) {
+    public init(dataDirectory: URL, agentExecutable: String, sandbox: HostSandbox?, cgroups: HostCgroups? = nil,
+                defaultLimits: HostCgroups.Limits = .init(memoryBytes: 4 << 30, cpus: 2, pids: 4096), logger: Logger) {
         self.dataDirectory = dataDirectory
         self.agentExecutable = agentExecutable
         self.sandbox = sandbox
+        self.cgroups = cgroups
+        self.defaultLimits = defaultLimits
         self.logger = logger
         (events, continuation) = AsyncStream.makeStream(of: RuntimeEvent.self)
     }
 
-    public var agentOwner: uid_t? { sandbox?.uid }
+    /// The session's uid: the one it ran as last if no other running session has it, else the
+    /// lowest free one of the range; remembered in `sessions/<id>/uid`.
+    public func agentOwner(of sessionId: String) throws -> uid_t? {
+        guard let sandbox else { return nil }
+        guard sandbox.hasSessionUIDs else { return sandbox.uids.lowerBound }
+        let file = sessionDirectory(sessionId).appendingPathComponent("uid")
+        let uid = try lock.withLock { () throws -> uid_t in
+            if let uid = uids[sessionId] { return uid }
+            let taken = Set(uids.values)
+            let last = (try? String(contentsOf: file, encoding: .utf8)).flatMap {
+                uid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            guard let uid = last.flatMap({ sandbox.uids.contains($0) && !taken.contains($0) ? $0 : nil })
+                ?? sandbox.uids.first(where: { !taken.contains($0) })
+            else {
+                throw RuntimeDriverError(description: "all \(sandbox.uids.count) sandbox uids are in use; "
+                    + "stop a session or widen --sandbox-uid-count")
+            }
+            uids[sessionId] = uid
+            return uid
+        }
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("\(uid)\n".utf8).write(to: file)
+        return uid
+    }
+
+    /// Gives the session's uid back once nothing of the session runs.
+    private func release(_ sessionId: String) {
+        lock.withLock { _ = uids.removeValue(forKey: sessionId) }
+    }
 
     func sessionDirectory(_ id: String) -> URL {
         dataDirectory.appendingPathComponent("sessions").appendingPathComponent(id)
@@ -44,7 +84,7 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     /// The session's directories: its `/` (new at every start, as a container's is) and SSH socket
     /// directory owned by the sandbox uid, and its `passwd`. Nothing above them is opened to that
     /// uid: bwrap binds them as root, or as the server's own user.
-    private func prepareDirectories(_ id: String) throws -> (root: URL, identity: URL, run: URL) {
+    private func prepareDirectories(_ id: String, uid: uid_t?) throws -> (root: URL, identity: URL, run: URL) {
         let fm = FileManager.default
         let directory = sessionDirectory(id)
         let root = directory.appendingPathComponent("fs")
@@ -61,16 +101,16 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         try fm.createDirectory(at: root, withIntermediateDirectories: true)
         try fm.createDirectory(at: identity, withIntermediateDirectories: true)
         try fm.createDirectory(at: run, withIntermediateDirectories: true)
-        guard let sandbox else { return (root, identity, run) }
-        try Data(sandbox.passwd.utf8).write(to: identity.appendingPathComponent("passwd"))
-        try Data(sandbox.group.utf8).write(to: identity.appendingPathComponent("group"))
+        guard let sandbox, let uid else { return (root, identity, run) }
+        try Data(sandbox.passwd(uid: uid).utf8).write(to: identity.appendingPathComponent("passwd"))
+        try Data(sandbox.group(uid: uid).utf8).write(to: identity.appendingPathComponent("group"))
         for path in [identity.appendingPathComponent("passwd"), identity.appendingPathComponent("group")] {
             chmod(path.path, 0o644)
         }
         // The session's `/` is 0755 as a root directory is (bwrap enters it without capabilities);
         // the data directory above keeps everyone else out.
         for (path, mode) in [(root, mode_t(0o755)), (run, mode_t(0o700))] {
-            chown(path.path, sandbox.uid, sandbox.uid)
+            chown(path.path, uid, uid)
             chmod(path.path, mode)
         }
         chmod(identity.path, 0o755)
@@ -79,7 +119,21 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     }
 
     public func start(_ spec: AgentLaunchSpec) async throws -> AgentHandle {
-        let (root, identity, run) = try prepareDirectories(spec.sessionId)
+        let uid = try agentOwner(of: spec.sessionId)
+        let started: AgentHandle
+        do {
+            started = try await launch(spec, uid: uid)
+        } catch {
+            release(spec.sessionId)
+            throw error
+        }
+        return started
+    }
+
+    private func launch(_ spec: AgentLaunchSpec, uid: uid_t?) async throws -> AgentHandle {
+        let (root, identity, run) = try prepareDirectories(spec.sessionId, uid: uid)
+        // A cgroup for this run alone: removing it when this agent ends never touches the next run's.
+        let cgroup = cgroups.map { _ in "\(spec.sessionId).\(UInt32.random(in: .min ... .max))" }
         let logPath = dataDirectory.appendingPathComponent("logs").appendingPathComponent("\(spec.sessionId).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600])
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -89,13 +143,20 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         var environment = ["FLARE_AGENT_TOKEN": spec.agentToken, "LANG": "C.UTF-8",
                            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         let endpoint = "unix:" + run.appendingPathComponent("ssh.sock").path
-        if let sandbox {
-            let command = sandbox.agentCommand(
-                agent: agentExecutable, root: root.path, identity: identity.path, runDirectory: run.path,
+        if let sandbox, let uid {
+            var command = sandbox.agentCommand(
+                uid: uid, agent: agentExecutable, root: root.path, identity: identity.path, runDirectory: run.path,
                 controlDirectory: spec.controlDirectory.path,
                 agentArguments: ["run", "--control-plane", AgentChannels.url(socketPath: "/run/flare-control/agent.sock"),
                                  "--session", spec.sessionId, "--listen", "unix:/run/flare/ssh.sock", "--root", "/",
                                  "--home", "/home/flare", "--state-dir", "/var/lib/flare-agent"])
+            if let cgroups, let cgroup {
+                let resources = spec.resources
+                let limits = HostCgroups.Limits(
+                    memoryBytes: resources?.memoryMB.map { Int64($0) << 20 } ?? defaultLimits.memoryBytes,
+                    cpus: resources?.cpus ?? defaultLimits.cpus, pids: resources?.pids ?? defaultLimits.pids)
+                command = HostCgroups.joinCommand(try cgroups.create(cgroup, limits: limits), then: command)
+            }
             process.executableURL = URL(fileURLWithPath: command[0])
             process.arguments = Array(command.dropFirst())
         } else {
@@ -114,13 +175,15 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
         let sessionId = spec.sessionId
-        process.terminationHandler = { [weak self] process in
+        process.terminationHandler = { [weak self, cgroups] process in
             try? log.close()
             self?.processExited(sessionId: sessionId, process: process)
+            if let cgroups, let cgroup { cgroups.remove(cgroup) }
         }
         do {
             try process.run()
         } catch {
+            if let cgroups, let cgroup { cgroups.remove(cgroup) }
             throw RuntimeDriverError(description: "could not start \(process.executableURL?.path ?? agentExecutable): "
                 + error.localizedDescription)
         }
@@ -151,10 +214,12 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
     }
 
     private func processExited(sessionId: String, process: Process) {
-        let expected = lock.withLock { () -> Bool in
-            if processes[sessionId] === process { processes[sessionId] = nil }
-            return stopping.contains(sessionId)
+        let (expected, current) = lock.withLock { () -> (Bool, Bool) in
+            let current = processes[sessionId] === process
+            if current { processes[sessionId] = nil }
+            return (stopping.contains(sessionId), current)
         }
+        if current { release(sessionId) }
         let how = process.terminationReason == .uncaughtSignal
             ? "killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
         logger.info("agent ended", metadata: ["session.id": "\(sessionId)", "agent.exit": "\(how)"])
@@ -210,22 +275,37 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
             adopted[sessionId] = handle.pid
             stopping.remove(sessionId)
         }
+        let cgroup = cgroups.flatMap { $0.name(ofProcess: handle.pid) }
+        if sandbox?.hasSessionUIDs == true, let uid = Self.uid(ofProcess: handle.pid) {
+            lock.withLock { uids[sessionId] = uid }
+        }
         // Not our child any more: watch for its exit by polling.
-        Task { [weak self] in
+        Task { [weak self, cgroups] in
             while let self, Self.isAgent(pid: handle.pid, sessionId: sessionId) {
                 try? await Task.sleep(for: .seconds(1))
             }
             guard let self else { return }
-            let expected = self.lock.withLock { () -> Bool in
-                defer { self.adopted[sessionId] = nil }
-                return self.stopping.contains(sessionId) || self.adopted[sessionId] != handle.pid
+            let (expected, current) = self.lock.withLock { () -> (Bool, Bool) in
+                let current = self.adopted[sessionId] == handle.pid && self.processes[sessionId] == nil
+                defer { if current { self.adopted[sessionId] = nil } }
+                return (self.stopping.contains(sessionId) || !current, current)
             }
+            if current { self.release(sessionId) }
+            if let cgroups, let cgroup { cgroups.remove(cgroup) }
             if !expected {
                 self.continuation.yield(.exited(sessionId: sessionId, description: "the agent exited"))
             }
         }
         logger.info("re-adopted running agent", metadata: ["session.id": "\(sessionId)", "agent.pid": "\(handle.pid)"])
         return true
+    }
+
+    /// The real uid of a process, from `/proc`.
+    static func uid(ofProcess pid: Int32) -> uid_t? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })
+        else { return nil }
+        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { uid_t($0) }
     }
 
     /// True when `pid` is alive and is the agent of `sessionId`.

@@ -13,14 +13,16 @@ import Foundation
 /// Two ways in, by who the server is:
 /// - **root**: bwrap runs as root, so it can bind the session's directories wherever the data
 ///   directory is (it stays 0700, under a home directory only root may enter if need be); then
-///   `setpriv` drops to the sandbox uid (``uid``, a dedicated one, as sshd's privilege-separation
-///   user) with no capabilities and `no-new-privs` before the agent starts. No user namespace is
-///   needed: the uid is unprivileged on the host itself.
-/// - **an unprivileged user**: bwrap makes a user namespace too and maps the server's uid to 1000.
+///   `setpriv` drops to the session's own uid (one of ``uids``, unused by anything else, as sshd's
+///   privilege-separation user is) with no capabilities and `no-new-privs` before the agent
+///   starts. No user namespace is needed: the uid is unprivileged on the host itself, and no two
+///   running sessions share one (nor their keyrings or per-user limits).
+/// - **an unprivileged user**: bwrap makes a user namespace too and maps the server's uid to 1000;
+///   every session then runs as the server's uid on the host.
 public struct HostSandbox: Sendable {
-    /// The uid (and gid) sandboxes run as on the host: a dedicated unprivileged one when the server
-    /// runs as root, else the server's own (an unprivileged user namespace maps it).
-    public let uid: uid_t
+    /// The uids (and gids) sandboxes run as on the host: a range of dedicated unprivileged ones when
+    /// the server runs as root, else the server's own alone (an unprivileged user namespace maps it).
+    public let uids: ClosedRange<uid_t>
     let bwrap: String
     /// Read-only binds for the agent's shared libraries outside the system directories.
     let libraryDirectories: [String]
@@ -28,8 +30,11 @@ public struct HostSandbox: Sendable {
     /// server is not root.
     let setpriv: String?
 
-    /// The session user's uid inside the sandbox.
-    var insideUID: uid_t { setpriv == nil ? 1000 : uid }
+    /// Whether each session gets a uid of its own (the server is root).
+    var hasSessionUIDs: Bool { setpriv != nil }
+
+    /// The session user's uid inside a sandbox running as `uid` on the host.
+    func insideUID(_ uid: uid_t) -> uid_t { setpriv == nil ? 1000 : uid }
     static let systemDirectories = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]
 
     public struct Unavailable: Error, CustomStringConvertible {
@@ -37,7 +42,7 @@ public struct HostSandbox: Sendable {
     }
 
     /// Finds bwrap and checks a sandbox really starts here; throws with the reason when it cannot.
-    public static func probe(agentExecutable: String, sandboxUID: uid_t) throws -> HostSandbox {
+    public static func probe(agentExecutable: String, sandboxUIDs: ClosedRange<uid_t>) throws -> HostSandbox {
         guard let bwrap = [String](["/usr/bin/bwrap", "/bin/bwrap"]).first(where: { access($0, X_OK) == 0 }) else {
             throw Unavailable(description: "bubblewrap is not installed (apt-get install bubblewrap)")
         }
@@ -46,14 +51,19 @@ public struct HostSandbox: Sendable {
         if root, setpriv == nil {
             throw Unavailable(description: "setpriv (util-linux) is needed to run sandboxes as an unprivileged uid")
         }
-        if root, sandboxUID == 0 {
-            throw Unavailable(description: "the sandbox uid must not be 0")
+        if root, sandboxUIDs.lowerBound == 0 {
+            throw Unavailable(description: "the sandbox uids must not include 0")
         }
-        let sandbox = HostSandbox(uid: root ? sandboxUID : getuid(), bwrap: bwrap,
+        if root, let taken = usersOfThisHost().first(where: { sandboxUIDs.contains($0) }) {
+            throw Unavailable(description: "uid \(taken) is in the sandbox uid range but belongs to a user of this host; "
+                + "choose another --sandbox-uid")
+        }
+        let sandbox = HostSandbox(uids: root ? sandboxUIDs : getuid()...getuid(), bwrap: bwrap,
                                   libraryDirectories: libraryDirectories(of: agentExecutable),
                                   setpriv: root ? setpriv : nil)
         let probe = Process()
-        let command = sandbox.command(["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"], run: ["/bin/true"])
+        let command = sandbox.command(["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"], run: ["/bin/true"],
+                                      uid: sandbox.uids.lowerBound)
         probe.executableURL = URL(fileURLWithPath: command[0])
         probe.arguments = Array(command.dropFirst())
         probe.environment = ["PATH": "/usr/bin:/bin"]
@@ -74,13 +84,13 @@ public struct HostSandbox: Sendable {
         return sandbox
     }
 
-    /// `bwrap` with the namespaces and `mounts`, running `run` as the session user.
-    func command(_ mounts: [String], run: [String]) -> [String] {
+    /// `bwrap` with the namespaces and `mounts`, running `run` as the session user (`uid` on the host).
+    func command(_ mounts: [String], run: [String], uid: uid_t) -> [String] {
         var arguments = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
                          "--unshare-cgroup-try", "--new-session", "--as-pid-1",
                          "--hostname", "flare"]
         guard let setpriv else {
-            return arguments + ["--unshare-user", "--uid", "\(insideUID)", "--gid", "\(insideUID)"] + mounts + run
+            return arguments + ["--unshare-user", "--uid", "\(insideUID(uid))", "--gid", "\(insideUID(uid))"] + mounts + run
         }
         // As root: the capabilities setpriv needs and nothing else. setpriv empties the bounding
         // and inheritable sets, its setuid clears the rest, and no-new-privs keeps setuid binaries
@@ -93,12 +103,13 @@ public struct HostSandbox: Sendable {
 
     /// The full command that runs the agent confined.
     /// - Parameters:
-    ///   - root: the session's directory, its `/` (owned by ``uid``).
+    ///   - uid: the session's uid on the host (one of ``uids``).
+    ///   - root: the session's directory, its `/` (owned by `uid`).
     ///   - identity: a directory holding the `passwd` and `group` the sandbox sees.
     ///   - runDirectory: where the agent creates its SSH socket (`/run/flare` inside).
     ///   - controlDirectory: the session's control channel (`/run/flare-control` inside, read-only).
-    func agentCommand(agent: String, root: String, identity: String, runDirectory: String, controlDirectory: String,
-                      agentArguments: [String]) -> [String] {
+    func agentCommand(uid: uid_t, agent: String, root: String, identity: String, runDirectory: String,
+                      controlDirectory: String, agentArguments: [String]) -> [String] {
         var mounts = ["--bind", root, "/"]
         for directory in Self.systemDirectories where access(directory, F_OK) == 0 {
             mounts += ["--ro-bind", directory, directory]
@@ -124,25 +135,34 @@ public struct HostSandbox: Sendable {
                    "--bind", runDirectory, "/run/flare", "--ro-bind", controlDirectory, "/run/flare-control"]
         mounts += parents(of: "/opt/flare/bin/flare-agent")
             + ["--ro-bind", agent, "/opt/flare/bin/flare-agent", "--chdir", "/"]
-        return command(mounts, run: ["/opt/flare/bin/flare-agent"] + agentArguments)
+        return command(mounts, run: ["/opt/flare/bin/flare-agent"] + agentArguments, uid: uid)
     }
 
-    /// The session's user database: root, `flare` (the session user) and nobody.
-    var passwd: String {
+    /// The session's user database: root, `flare` (the session user, `uid` on the host) and nobody.
+    func passwd(uid: uid_t) -> String {
         """
         root:x:0:0:root:/root:/usr/sbin/nologin
-        flare:x:\(insideUID):\(insideUID):BurstFlare session user:/home/flare:/bin/bash
+        flare:x:\(insideUID(uid)):\(insideUID(uid)):BurstFlare session user:/home/flare:/bin/bash
         nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
 
         """
     }
-    var group: String {
+    func group(uid: uid_t) -> String {
         """
         root:x:0:
-        flare:x:\(insideUID):
+        flare:x:\(insideUID(uid)):
         nogroup:x:65534:
 
         """
+    }
+
+    /// The uids of this host's user database.
+    static func usersOfThisHost() -> [uid_t] {
+        setpwent()
+        defer { endpwent() }
+        var uids: [uid_t] = []
+        while let entry = getpwent() { uids.append(entry.pointee.pw_uid) }
+        return uids
     }
 
     /// Directories of the agent's shared libraries that the system directories do not cover

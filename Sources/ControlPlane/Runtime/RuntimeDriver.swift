@@ -42,11 +42,11 @@ public protocol RuntimeDriver: Sendable {
     func logs(sessionId: String, lines: Int) async throws -> String
     /// Exits and other events the control plane did not ask for.
     var events: AsyncStream<RuntimeEvent> { get }
-    /// The uid agents run as on the host when it is not the server's own or root's (a sandbox
-    /// uid): it gets the session's control-channel directory.
-    var agentOwner: uid_t? { get }
+    /// The uid the session's agent runs as on the host when it is not the server's own or root's
+    /// (a sandbox uid): it gets the session's control-channel directory. Called before `start`.
+    func agentOwner(of sessionId: String) throws -> uid_t?
 }
 
 extension RuntimeDriver {
-    public var agentOwner: uid_t? { nil }
+    public func agentOwner(of sessionId: String) throws -> uid_t? { nil }
 }

@@ -39,8 +39,12 @@ final class AgentChannels: @unchecked Sendable {
     /// Opens the session's channel if it is not open; returns once the socket accepts connections.
     /// `owner`, when given, gets the directory (an agent running as another uid than the server).
     func open(_ sessionId: String, owner: uid_t? = nil) async throws {
-        if lock.withLock({ running[sessionId] != nil }) { return }
         let folder = channelDirectory(sessionId)
+        if lock.withLock({ running[sessionId] != nil }) {
+            // Still open from an earlier run: this run's agent may be another uid.
+            if let owner { chown(folder.path, owner, getegid()) }
+            return
+        }
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         chmod(directory.path, 0o700)

@@ -25,8 +25,9 @@ public struct ControlPlaneConfiguration: Sendable {
         case host
         case docker(DockerRuntimeDriver.Configuration)
     }
-    /// The host runtime's sandbox uid when the server runs as root.
-    public var sandboxUID: uid_t = 64000
+    /// The host runtime's sandbox uids when the server runs as root: one per running session.
+    /// Above the ranges systemd and container engines hand out (0x70000000 on).
+    public var sandboxUIDs: ClosedRange<uid_t> = 1_879_048_192...1_879_057_191
     /// One account only: registration closes after the first, and the host runtime may run
     /// unconfined where no sandbox can be made.
     public var singleUser = false
@@ -97,7 +98,7 @@ public final class ControlPlaneServer: Service, Sendable {
             let sandbox: HostSandbox?
             do {
                 sandbox = try HostSandbox.probe(agentExecutable: configuration.agentExecutable,
-                                                sandboxUID: configuration.sandboxUID)
+                                                sandboxUIDs: configuration.sandboxUIDs)
             } catch let error as HostSandbox.Unavailable {
                 guard configuration.singleUser else {
                     throw RuntimeDriverError(description: "the host runtime cannot confine sessions here (\(error)); "
@@ -107,8 +108,24 @@ public final class ControlPlaneServer: Service, Sendable {
                 logger.warning("host runtime without confinement (single-user mode)", metadata: ["reason": "\(error)"])
                 sandbox = nil
             }
+            var cgroups: HostCgroups?
+            if sandbox != nil, geteuid() == 0 {
+                do {
+                    cgroups = try HostCgroups.probe()
+                } catch {
+                    guard configuration.singleUser else {
+                        throw RuntimeDriverError(description: "the host runtime cannot limit sessions' memory, CPU "
+                            + "and processes here (\(error)); use --runtime docker, or --single-user")
+                    }
+                    logger.warning("host sessions without resource limits (single-user mode)",
+                                   metadata: ["reason": "\(error)"])
+                }
+            } else if sandbox != nil {
+                logger.warning("host sessions share the server's uid and have no resource limits: run the server as root for both")
+            }
             driver = HostRuntimeDriver(dataDirectory: configuration.dataDirectory,
-                                       agentExecutable: configuration.agentExecutable, sandbox: sandbox, logger: logger)
+                                       agentExecutable: configuration.agentExecutable, sandbox: sandbox,
+                                       cgroups: cgroups, logger: logger)
         case .docker(let docker):
             driver = DockerRuntimeDriver(configuration: docker, logger: logger)
         }

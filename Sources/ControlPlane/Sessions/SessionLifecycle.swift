@@ -44,7 +44,7 @@ public final class SessionLifecycle: Sendable {
                 else { throw APIError.conflict("the session changed; try again", code: "invalid_state") }
                 do {
                     let version = try await self.store.templateVersion(id: session.templateVersionId)
-                    try await self.channels.open(sessionId, owner: self.driver.agentOwner)
+                    try await self.channels.open(sessionId, owner: try self.driver.agentOwner(of: sessionId))
                     let handle = try await self.driver.start(AgentLaunchSpec(
                         sessionId: sessionId, controlDirectory: self.channels.channelDirectory(sessionId),
                         agentToken: token, image: version?.buildImage, resources: version?.manifest.resources))
@@ -128,7 +128,7 @@ public final class SessionLifecycle: Sendable {
         for session in try await store.sessions(inStates: [.starting, .running, .stopping]) {
             try await mutex.withLock(session.id) {
                 if session.state != .stopping, let pid = session.agentPid, let endpoint = session.agentEndpoint,
-                   (try? await self.channels.open(session.id, owner: self.driver.agentOwner)) != nil,
+                   (try? await self.channels.open(session.id, owner: try self.driver.agentOwner(of: session.id))) != nil,
                    await self.driver.adopt(sessionId: session.id, handle: AgentHandle(pid: pid, endpoint: endpoint))
                 {
                     if session.state == .starting { self.watchReadiness(session.id) }
