@@ -163,6 +163,14 @@ public struct SnapshotRestorer: Sendable {
     /// through the descriptors of step 1: no path is resolved, no link followed, no other
     /// filesystem entered.
     public static func commit(_ staging: Staging) throws {
+        // The extraction wrote by path: what it filled must be the directories held here, all of
+        // them, before anything changes.
+        for path in staging.paths {
+            var held = stat(), there = stat()
+            guard fstat(path.staged, &held) == 0, fstatat(path.live, staging.tag, &there, AT_SYMLINK_NOFOLLOW) == 0,
+                  there.st_ino == held.st_ino, there.st_dev == held.st_dev
+            else { throw SnapshotError(.io, "cannot restore \(path.name): its staging directory was replaced meanwhile") }
+        }
         for path in staging.paths {
             var info = stat()
             guard fstat(path.live, &info) == 0 else { throw ioError("cannot restore \(path.name)") }
@@ -310,6 +318,12 @@ public struct SnapshotRestorer: Sendable {
         }
         guard let persisted = SnapshotPaths.owner(of: parts, in: allowed) else {
             throw SnapshotError(.unsafeEntry, "refused \(name): outside the persisted paths")
+        }
+        // A persisted path is a directory: a link or file in its place would replace the staging
+        // directory the restore holds.
+        if parts.count == persisted.count,
+           archive_entry_hardlink(entry) != nil || archive_entry_filetype(entry) != flare_ae_ifdir() {
+            throw SnapshotError(.unsafeEntry, "refused \(name): a persisted path must be a directory")
         }
         if let link = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
             guard let target = SnapshotPaths.components(ofEntry: link), SnapshotPaths.owner(of: target, in: allowed) != nil

@@ -133,6 +133,16 @@ struct DockerRuntimeTests {
         #expect(refused.0 == 400, "\(refused.1)")
         #expect(refused.1.contains("invalid_bundle"))
         #expect(!FileManager.default.fileExists(atPath: "/tmp/flare-escaped"))
+        // A link in the bundle, then a file through it: the server (root) unpacks and never follows it.
+        let linked = fixture.directory.path("linked.tar")
+        let linkScript = "import io, tarfile, sys\n"
+            + "with tarfile.open(sys.argv[1], 'w') as tar:\n"
+            + "    link = tarfile.TarInfo('etc/tool'); link.type = tarfile.SYMTYPE; link.linkname = '/tmp'; tar.addfile(link)\n"
+            + "    info = tarfile.TarInfo('etc/tool/flare-through-link'); info.size = 1; tar.addfile(info, io.BytesIO(b'x'))\n"
+        #expect(try TestProcess.run(["python3", "-c", linkScript, linked]).status == 0)
+        let throughLink = try await api.put("/api/templates/base/versions/2/bundle", file: linked)
+        #expect(throughLink.0 == 400, "\(throughLink.1)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/flare-through-link"), "the bundle wrote through its link")
         let huge = fixture.directory.path("huge.tar")
         try Data(count: 2 << 20).write(to: URL(fileURLWithPath: huge))
         let tooLarge = try await api.put("/api/templates/base/versions/2/bundle", file: huge)

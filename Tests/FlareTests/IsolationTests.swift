@@ -172,6 +172,14 @@ struct IsolationTests {
     @Test func aLinkPlantedAtTheAgentSocketFromInsideIsNotFollowed() throws {
         let fixture = try ServerFixture.withRunningSession()
         let marker = try MarkerSocket(path: fixture.directory.path("host.sock"))
+        // Hard links instead: the host's sockets do not exist in the sandbox, and the control
+        // channel's socket is on a read-only mount, so only the user's own sockets could be linked.
+        let hard = try fixture.flare(["ssh", "dev", "--", """
+            ln \(marker.path) /run/flare/h1 2>/dev/null && echo LINKED-HOST; \
+            ln /run/flare-control/agent.sock /run/flare/h2 2>/dev/null && echo LINKED-CONTROL; \
+            ln /proc/1/root/run/flare-control/agent.sock /run/flare/h3 2>/dev/null && echo LINKED-PROC; echo tried
+            """])
+        #expect(hard.stdout == "tried\n", "\(hard.stdout) \(hard.stderr)")
         // The session's user owns /run/flare under the host runtime: they can swap the socket.
         let plant = try fixture.flare(["ssh", "dev", "--",
                                        "rm /run/flare/ssh.sock && ln -s \(marker.path) /run/flare/ssh.sock && echo planted"])
@@ -381,6 +389,30 @@ struct IsolationTests {
         #expect(waitFor(timeout: 15) { kill(pid, 0) != 0 }, "the agent lingered after its session was removed")
     }
 
+    /// SIGTERM ends an agent even when the control plane cannot take its final snapshot: hung (the
+    /// server stopped, its socket still accepting) within the upload's bound, gone at once.
+    @Test func aTerminatedAgentEndsWhenTheControlPlaneIsHungOrGone() throws {
+        let fixture = try ServerFixture.withRunningSession()
+        #expect(try fixture.flare(["session", "up", "other", "--template", "base"]).status == 0)
+        let hung = try Self.hostAgentPid(try fixture.sessionId())
+        let gone = try Self.hostAgentPid(try fixture.sessionId("other"))
+
+        kill(fixture.server.pid, SIGSTOP)
+        defer { kill(fixture.server.pid, SIGCONT) }
+        var started = Date()
+        kill(hung, SIGTERM)
+        // The grace period (0 s: no connections) and one bounded upload attempt (30 s + 1 s per 5 MiB).
+        #expect(waitFor(timeout: 50) { kill(hung, 0) != 0 }, "the agent outlived a hung control plane")
+        let hungFor = Date().timeIntervalSince(started)
+        #expect(hungFor > 20, "it gave the upload its time: \(hungFor) s")
+
+        fixture.server.crash()
+        started = Date()
+        kill(gone, SIGTERM)
+        #expect(waitFor(timeout: 15) { kill(gone, 0) != 0 }, "the agent outlived a vanished control plane")
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
     @Test func parallelSnapshotUploadsCannotTogetherPassTheStorageQuota() throws {
         let fixture = try ServerFixture.withRunningSession(arguments: ["--max-storage-mib", "1"])
         let id = try fixture.sessionId()
@@ -440,10 +472,13 @@ struct IsolationTests {
             cat /proc/1/environ >/dev/null 2>&1 && echo READ-AGENT-ENV || echo agent-env-hidden; \
             ls /var/lib/flare-agent >/dev/null 2>&1 && echo SEES-STATE || echo no-state; \
             curl -s --max-time 2 --unix-socket /opt/flare-control/agent.sock http://x/api/health || echo no-api; \
-            kill -9 1 2>/dev/null && echo KILLED-AGENT || echo agent-safe
+            kill -9 1 2>/dev/null && echo KILLED-AGENT || echo agent-safe; \
+            touch /tmp/x; ln -f /tmp/x /opt/flare-run/ssh.sock 2>/dev/null && echo HARD-LINKED || echo no-hard-link; \
+            ln /proc/1/root/opt/flare-control/agent.sock /tmp/c 2>/dev/null && echo LINKED-CONTROL || echo no-control-link
             """])
         let lines = attack.stdout.split(separator: "\n").map(String.init)
-        #expect(lines == ["1000", "no-control", "agent-env-hidden", "no-state", "no-api", "agent-safe"],
+        #expect(lines == ["1000", "no-control", "agent-env-hidden", "no-state", "no-api", "agent-safe", "no-hard-link",
+                          "no-control-link"],
                 "\(attack.stdout) \(attack.stderr)")
         #expect(try fixture.flare(["ssh", "dev", "--", "echo still-served"]).stdout == "still-served\n")
 
@@ -490,6 +525,35 @@ struct IsolationTests {
 }
 
 extension IsolationTests {
+    /// An image whose own `USER` is root still gives its shells the unprivileged session user, and
+    /// the agent's token and state stay out of their reach.
+    @Test func aRootUserImageRunsItsShellsAsTheSessionUser() throws {
+        let image = "flare-test/root-user-\(UUID().uuidString.prefix(8).lowercased())"
+        let container = try TestProcess.run(["docker", "create", "burstflare/session-base", "true"])
+        let containerId = container.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(container.status == 0, "\(container.stderr)")
+        defer {
+            _ = try? TestProcess.run(["docker", "rm", "-f", containerId])
+            _ = try? TestProcess.run(["docker", "rmi", "-f", image])
+        }
+        let committed = try TestProcess.run(["docker", "commit", "--change", "USER root", containerId, image])
+        #expect(committed.status == 0, "\(committed.stderr)")
+        let user = try TestProcess.run(["docker", "image", "inspect", "-f", "{{.Config.User}}", image]).stdout
+        #expect(user == "root\n")
+
+        let fixture = try ServerFixture(arguments: Self.docker)
+        try fixture.signUpWithTemplate(manifest: #"{"image":"\#(image)","persistedPaths":["/home/flare"]}"#)
+        let up = try fixture.flare(["session", "up", "dev", "--template", "base"])
+        #expect(up.status == 0, "\(up.stderr)")
+        let shell = try fixture.flare(["ssh", "dev", "--", """
+            id -un; cat /proc/1/environ >/dev/null 2>&1 && echo READ-AGENT-ENV || echo agent-env-hidden; \
+            ls /var/lib/flare-agent >/dev/null 2>&1 && echo SEES-STATE || echo no-state; echo kept > ~/note
+            """])
+        #expect(shell.stdout == "flare\nagent-env-hidden\nno-state\n", "\(shell.stdout) \(shell.stderr)")
+        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
+        #expect(try fixture.flare(["ssh", "dev", "--", "cat ~/note; id -un"]).stdout == "kept\nflare\n")
+    }
+
     /// Snapshots under docker are taken and restored by the session's user, not by the root agent:
     /// a root-only file in the persisted home never becomes theirs, a restore raced from the shell
     /// (its staging directory swapped for a link to /etc) writes nothing outside the session's

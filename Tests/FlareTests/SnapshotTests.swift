@@ -94,6 +94,7 @@ import Testing
         ("outside the persisted path", "add_file(t, 'home/other/evil', b'x')"),
         ("escaping symlink", "add_link(t, 'home/flare/work/up', '../../../../etc')"),
         ("hardlink to outside", "add_hardlink(t, 'home/flare/work/h', 'etc/passwd')"),
+        ("persisted path itself a link", "add_link(t, 'home/flare/work', '/tmp'); add_file(t, 'home/flare/work/through', b'x')"),
         ("device node", "add_special(t, 'home/flare/work/dev', tarfile.CHRTYPE)"),
         ("fifo", "add_special(t, 'home/flare/work/fifo', tarfile.FIFOTYPE)"),
         ("too many entries", "[add_file(t, 'home/flare/work/f%d' % i, b'') for i in range(30000)]"),

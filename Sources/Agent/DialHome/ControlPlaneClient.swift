@@ -25,7 +25,11 @@ public final class ControlPlaneClient: Sendable {
     public init(baseURL: String, token: String) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton)
+        // The control plane is a local socket: a connect that does not succeed at once will not (the
+        // default 10 s of retried connects held a stopping agent with its server gone).
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(2)
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     public func shutdown() async {
