@@ -8,6 +8,19 @@ bash Scripts/install-deps.sh
 # The docker runtime's tests need an engine and the session image: install, start and build what
 # is missing (once; reused afterwards).
 bash Scripts/docker-setup.sh
+# Whatever a failing test leaves behind (a server whose fixture never went away, its agents and
+# containers) ends with the run: the tests' data directories are /tmp/flt-*.
+cleanup() {
+    pkill -9 -f -- '--data-dir /tmp/flt-' 2>/dev/null || true
+    pkill -9 -f -- '/tmp/flt-[^ ]*/data/sessions/' 2>/dev/null || true
+    pkill -9 -f -- '--state-dir /tmp/flt-' 2>/dev/null || true
+    if command -v docker >/dev/null 2>&1; then
+        leftover=$(docker ps -aq --filter label=burstflare.session 2>/dev/null | while read -r id; do
+            docker inspect -f '{{index .Config.Labels "burstflare.data"}} {{.Id}}' "$id"; done | awk '$1 ~ /^\/tmp\/flt-/ {print $2}')
+        [ -z "$leftover" ] || docker rm -f $leftover >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
 # The end-to-end tests run the built executables, so build them all first.
 swift build --build-tests
 # One test at a time: many tests block on child processes, and on a 2-core machine two of them
