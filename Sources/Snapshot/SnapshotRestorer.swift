@@ -91,20 +91,16 @@ public struct SnapshotRestorer: Sendable {
             guard directory >= 0 else { throw ioError("cannot open \(root)") }
             for (index, part) in parts.enumerated() {
                 let name = String(part), isLast = index == parts.count - 1
+                var parent = stat()
+                guard fstat(directory, &parent) == 0 else { throw ioError("cannot restore into \(persisted)") }
                 var next = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 var failure = next < 0 ? errno : 0
                 if failure == ELOOP || failure == ENOTDIR, isLast, unlinkat(directory, name, 0) == 0 {
                     failure = ENOENT  // a link or a file where the persisted path should be
                 }
+                var made = false
                 if failure == ENOENT {
-                    var parent = stat()
-                    if mkdirat(directory, name, 0o755) == 0 {
-                        _ = fchmodat(directory, name, 0o755, 0)
-                        // What is made in the user's own directories is theirs, as if they had made it.
-                        if let owner, isLast || (fstat(directory, &parent) == 0 && parent.st_uid == owner.uid) {
-                            _ = fchownat(directory, name, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW)
-                        }
-                    }
+                    made = mkdirat(directory, name, 0o700) == 0
                     next = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                     failure = next < 0 ? errno : 0
                 }
@@ -114,23 +110,48 @@ public struct SnapshotRestorer: Sendable {
                         + "is not a directory we can open (\(String(cString: strerror(failure))))")
                 }
                 directory = next
+                // Changed only through the descriptor: what was made is first checked to be the
+                // empty directory made (the name may have been swapped meanwhile), and an existing
+                // persisted path is handed over only from a parent the user cannot change.
+                if made {
+                    do { try requireFresh(directory, persisted) } catch { close(directory); throw error }
+                    _ = fchmod(directory, 0o755)
+                    if let owner, isLast || parent.st_uid == owner.uid { _ = fchown(directory, owner.uid, owner.gid) }
+                } else if isLast, let owner, parent.st_uid == 0, parent.st_mode & 0o022 == 0 {
+                    _ = fchown(directory, owner.uid, owner.gid)
+                }
             }
-            if let owner { _ = fchown(directory, owner.uid, owner.gid) }
             guard mkdirat(directory, staging.tag, 0o700) == 0 else {
                 let error = ioError("cannot restore into \(persisted)")
                 close(directory)
                 throw error
             }
-            if let owner { _ = fchownat(directory, staging.tag, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) }
             let staged = openat(directory, staging.tag, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard staged >= 0 else {
                 let error = ioError("cannot restore into \(persisted)")
                 close(directory)
                 throw error
             }
+            do {
+                try requireFresh(staged, persisted)
+            } catch {
+                close(staged)
+                close(directory)
+                throw error
+            }
+            if let owner { _ = fchown(staged, owner.uid, owner.gid) }
             staging.paths.append((persisted, directory, staged))
         }
         return staging
+    }
+
+    /// Throws unless `directory` is an empty directory of this process's uid: what mkdirat made,
+    /// not something swapped in under its name.
+    private static func requireFresh(_ directory: Int32, _ persisted: String) throws {
+        var info = stat()
+        guard fstat(directory, &info) == 0, info.st_uid == geteuid(), try names(in: directory).isEmpty else {
+            throw SnapshotError(.io, "cannot restore into \(persisted): a directory it made was replaced meanwhile")
+        }
     }
 
     /// Step 2: writes the archive read from `descriptor` into the staging directories named `tag`

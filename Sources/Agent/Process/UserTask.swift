@@ -14,8 +14,10 @@ enum UserTask {
     }
 
     /// Runs `flare-agent ARGUMENTS` as `user` and returns its standard output; throws with its
-    /// last line on standard error when it does not exit 0.
-    static func run(_ arguments: [String], as user: SessionUser, input: Int32, extra: Int32 = -1) throws -> Data {
+    /// last line on standard error when it does not exit 0. The user can stop their own child: past
+    /// `timeout` it is killed, so the agent is never held by it.
+    static func run(_ arguments: [String], as user: SessionUser, input: Int32, extra: Int32 = -1,
+                    timeout: Duration = .seconds(30 * 60)) throws -> Data {
         let child: ChildProcess
         do {
             child = try ChildProcess(executable: agent.executable, arguments: agent.prefix + arguments,
@@ -29,7 +31,9 @@ enum UserTask {
             close(child.errorOutput)
         }
         var output = Data(), errors = Data()
-        drain(child.output, into: &output, limit: 64 << 20, and: child.errorOutput, into: &errors, limit: 64 << 10)
+        let finished = drain(child.output, into: &output, limit: 64 << 20, and: child.errorOutput, into: &errors,
+                             limit: 64 << 10, until: ContinuousClock.now + timeout)
+        if !finished { kill(child.pid, SIGKILL) }
         var status: Int32 = 0
         while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
         switch ExitStatus(waitStatus: status) {
@@ -41,6 +45,10 @@ enum UserTask {
                 .replacingOccurrences(of: "error: ", with: "") ?? "exit status \(code)"
             throw Failure(description: message)
         case .signaled(let name, _):
+            if !finished {
+                throw Failure(description: "the \(arguments.first ?? "task") process as \(user.name) took longer than "
+                    + "\(timeout.components.seconds) s and was stopped")
+            }
             throw Failure(description: "the \(arguments.first ?? "task") process as \(user.name) was killed by SIG\(name)")
         }
     }
@@ -53,14 +61,19 @@ enum UserTask {
         return (exe, [exe, "--library-path", (exe as NSString).deletingLastPathComponent, CommandLine.arguments[0]])
     }()
 
-    /// Reads both (non-blocking) pipes until both reach end of file; bytes past a limit are dropped.
+    /// Reads both (non-blocking) pipes until both reach end of file (true) or `deadline` passes
+    /// (false); bytes past a limit are dropped.
     private static func drain(_ first: Int32, into firstData: inout Data, limit firstLimit: Int,
-                              and second: Int32, into secondData: inout Data, limit secondLimit: Int) {
+                              and second: Int32, into secondData: inout Data, limit secondLimit: Int,
+                              until deadline: ContinuousClock.Instant) -> Bool {
         var open = [first: true, second: true]
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while open.values.contains(true) {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return false }
+            let milliseconds = Int32(min(left.components.seconds * 1000 + 1, 60_000))
             var fds = open.filter(\.value).map { pollfd(fd: $0.key, events: Int16(POLLIN), revents: 0) }
-            guard poll(&fds, nfds_t(fds.count), -1) >= 0 || errno == EINTR else { return }
+            guard poll(&fds, nfds_t(fds.count), milliseconds) >= 0 || errno == EINTR else { return true }
             for polled in fds where polled.revents != 0 {
                 let n = read(polled.fd, &buffer, buffer.count)
                 if n > 0 {
@@ -71,5 +84,6 @@ enum UserTask {
                 }
             }
         }
+        return true
     }
 }

@@ -42,20 +42,36 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         (events, continuation) = AsyncStream.makeStream(of: RuntimeEvent.self)
     }
 
-    /// The session's uid: the one it ran as last if no other running session has it, else the
-    /// lowest free one of the range; remembered in `sessions/<id>/uid`.
+    /// The session's uid: the one it ran as last if nothing else runs as it now; else one no other
+    /// session has held (so no kernel state a uid keeps, such as keyrings, passes between
+    /// sessions), else the one held longest ago. Remembered in `sessions/<id>/uid`. A uid some
+    /// process still runs as (an agent the server lost track of) is never handed out.
     public func agentOwner(of sessionId: String) throws -> uid_t? {
         guard let sandbox else { return nil }
         guard sandbox.hasSessionUIDs else { return sandbox.uids.lowerBound }
-        let file = sessionDirectory(sessionId).appendingPathComponent("uid")
+        let sessions = dataDirectory.appendingPathComponent("sessions")
+        let file = sessions.appendingPathComponent(sessionId).appendingPathComponent("uid")
+        func recorded(_ file: URL) -> uid_t? {
+            (try? String(contentsOf: file, encoding: .utf8)).flatMap { uid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
         let uid = try lock.withLock { () throws -> uid_t in
             if let uid = uids[sessionId] { return uid }
-            let taken = Set(uids.values)
-            let last = (try? String(contentsOf: file, encoding: .utf8)).flatMap {
-                uid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            let taken = Set(uids.values).union(Self.uidsOfRunningProcesses().filter { sandbox.uids.contains($0) })
+            if let last = recorded(file), sandbox.uids.contains(last), !taken.contains(last) {
+                uids[sessionId] = last
+                return last
             }
-            guard let uid = last.flatMap({ sandbox.uids.contains($0) && !taken.contains($0) ? $0 : nil })
-                ?? sandbox.uids.first(where: { !taken.contains($0) })
+            // Who held which uid, and when last.
+            var held: [uid_t: Date] = [:]
+            for id in (try? FileManager.default.contentsOfDirectory(atPath: sessions.path)) ?? [] where id != sessionId {
+                let other = sessions.appendingPathComponent(id).appendingPathComponent("uid")
+                guard let uid = recorded(other) else { continue }
+                let when = (try? FileManager.default.attributesOfItem(atPath: other.path)[.modificationDate] as? Date) ?? .distantPast
+                held[uid] = max(held[uid] ?? .distantPast, when)
+            }
+            let free = sandbox.uids.lazy.filter { !taken.contains($0) }
+            guard let uid = free.first(where: { held[$0] == nil })
+                ?? free.prefix(100_000).min(by: { (held[$0] ?? .distantPast) < (held[$1] ?? .distantPast) })
             else {
                 throw RuntimeDriverError(description: "all \(sandbox.uids.count) sandbox uids are in use; "
                     + "stop a session or widen --sandbox-uid-count")
@@ -66,6 +82,15 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data("\(uid)\n".utf8).write(to: file)
         return uid
+    }
+
+    /// The real uids of every process on the host, from `/proc`.
+    static func uidsOfRunningProcesses() -> Set<uid_t> {
+        var uids: Set<uid_t> = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where entry.first?.isNumber == true {
+            if let pid = Int32(entry), let uid = uid(ofProcess: pid) { uids.insert(uid) }
+        }
+        return uids
     }
 
     /// Gives the session's uid back once nothing of the session runs.
@@ -250,6 +275,8 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
             processes[sessionId] = nil
             agentPids[sessionId] = nil
         }
+        // The agent is gone (an adopted one's watcher no longer sees it as its own).
+        release(sessionId)
     }
 
     public func logs(sessionId: String, lines: Int) async throws -> String {
@@ -291,7 +318,7 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
                 return (self.stopping.contains(sessionId) || !current, current)
             }
             if current { self.release(sessionId) }
-            if let cgroups, let cgroup { cgroups.remove(cgroup) }
+            if let cgroups, let cgroup { DispatchQueue.global().async { cgroups.remove(cgroup) } }
             if !expected {
                 self.continuation.yield(.exited(sessionId: sessionId, description: "the agent exited"))
             }

@@ -3,20 +3,34 @@ import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
 
-/// A client gets `timeout` to send a request's headers, then is dropped: a slow-header
-/// (slowloris) client cannot hold connections open by trickling bytes, neither on its first
-/// request nor on a later one over a kept-alive connection. Idle connections are bounded by the
-/// HTTP idle timeout; upgraded WebSockets by the gateway's own.
+/// Slow clients cannot hold connections: a request's head must arrive within `timeout` (of the
+/// connection opening, or of the first byte of a later request on a kept-alive connection), and a
+/// request body must keep coming at 1 KiB per `timeout` at least (a slowloris trickle on either is
+/// dropped). Idle connections are bounded by the HTTP idle timeout; upgraded WebSockets by the
+/// gateway's own.
+///
+/// Two handlers: ``HeaderDeadlineHandler`` next to the socket sees every byte come in and keeps the
+/// timers; ``RequestPartObserver`` after the HTTP decoder sees the decoded parts (a head, the end of
+/// a body, a response head going out), so nothing is inferred from bytes a body could forge.
 struct HeaderDeadlineChannel<Inner: ServerChildChannel>: ServerChildChannel {
     typealias Value = Inner.Value
     let inner: Inner
     let timeout: TimeAmount
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(HeaderDeadlineHandler(timeout: timeout), position: .first)
-        }.flatMap { inner.setup(channel: channel, logger: logger) }
+        let deadline = HeaderDeadlineHandler(timeout: timeout)
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(deadline, position: .first)
+        }.flatMap {
+            inner.setup(channel: channel, logger: logger)
+        }.flatMapThrowing { value in
+            let operations = channel.pipeline.syncOperations
+            let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try operations.addHandler(RequestPartObserver(deadline: deadline), position: .after(decoder))
+            return value
+        }
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -24,80 +38,147 @@ struct HeaderDeadlineChannel<Inner: ServerChildChannel>: ServerChildChannel {
     }
 }
 
-/// Watches the bytes next to the socket. A request head must end (`\r\n\r\n`) within `timeout`
-/// of the connection opening (first request) or of its first byte (later requests, which start
-/// after a response head went out). Steps out of the pipeline once a `101 Switching Protocols`
-/// goes out: what follows is WebSocket traffic.
-final class HeaderDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// The timers, by what the connection is doing.
+final class HeaderDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = IOData
-    typealias OutboundOut = IOData
 
-    private enum State {
-        /// Waiting for a head; `started` once its first byte (or the connection) arrived.
+    private enum Phase {
+        /// Waiting for a request head; `started` once its first byte (or the connection) arrived.
         case awaitingHead(started: Bool)
-        /// A head arrived: what follows is its body, until the response goes out.
-        case inRequest
+        /// A head arrived and its body is coming.
+        case inBody
+        /// The request is complete; its response has not started.
+        case awaitingResponse
     }
 
+    /// Below this many body bytes in one `timeout` window, a body counts as trickled.
+    static let minimumBodyBytesPerWindow = 1024
     let timeout: TimeAmount
-    private var state = State.awaitingHead(started: true)
-    private var deadline: Scheduled<Void>?
-    /// The last bytes seen, so a terminator split across reads is found.
-    private var tail: [UInt8] = []
+    private var phase = Phase.awaitingHead(started: true)
+    private var timer: Scheduled<Void>?
+    private var bytesThisWindow = 0
+    private var context: ChannelHandlerContext?
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        arm(context)
+        self.context = context
+        armHeadDeadline()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        timer?.cancel()
+        timer = nil
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .awaitingHead(let started) = state {
-            if !started {
-                state = .awaitingHead(started: true)
-                arm(context)
+        bytesThisWindow += unwrapInboundIn(data).readableBytes
+        if case .awaitingHead(started: false) = phase {
+            phase = .awaitingHead(started: true)
+            armHeadDeadline()
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// A request head was decoded; `bodyFollows` when it announces a body.
+    func headReceived(bodyFollows: Bool) {
+        timer?.cancel()
+        timer = nil
+        guard bodyFollows else {
+            phase = .awaitingResponse
+            return
+        }
+        phase = .inBody
+        bytesThisWindow = 0
+        armBodyWindow()
+    }
+
+    /// The request's body ended.
+    func bodyEnded() {
+        guard case .inBody = phase else { return }
+        timer?.cancel()
+        timer = nil
+        phase = .awaitingResponse
+    }
+
+    /// A (final) response head went out: the next bytes from the client are the next request.
+    func responseStarted() {
+        guard case .awaitingResponse = phase else { return }
+        phase = .awaitingHead(started: false)
+    }
+
+    /// The connection became something else (a WebSocket): no more HTTP deadlines.
+    func stepOut() {
+        guard let context else { return }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    private func armHeadDeadline() {
+        timer?.cancel()
+        guard let context else { return }
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    private func armBodyWindow() {
+        timer?.cancel()
+        guard let context else { return }
+        let loop = context.eventLoop
+        timer = loop.scheduleTask(in: timeout) { [weak self] in
+            guard let self, let context = self.context, case .inBody = self.phase else { return }
+            if self.bytesThisWindow < Self.minimumBodyBytesPerWindow {
+                context.channel.close(promise: nil)
+                return
             }
-            let bytes = tail + unwrapInboundIn(data).readableBytesView
-            let terminator: [UInt8] = [13, 10, 13, 10]
-            let found = bytes.count >= 4
-                && (0...(bytes.count - 4)).contains { bytes[$0..<($0 + 4)].elementsEqual(terminator) }
-            tail = found ? [] : Array(bytes.suffix(3))
-            if found {
-                state = .inRequest
-                deadline?.cancel()
-                deadline = nil
-            }
+            self.bytesThisWindow = 0
+            self.armBodyWindow()
+        }
+    }
+}
+
+/// Tells the deadline handler what the HTTP decoder decoded and what response heads go out.
+final class RequestPartObserver: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+    let deadline: HeaderDeadlineHandler
+    /// After a 101: what passes is no longer HTTP, and is passed on untouched.
+    private var upgraded = false
+
+    init(deadline: HeaderDeadlineHandler) {
+        self.deadline = deadline
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !upgraded else { return context.fireChannelRead(data) }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            let length = head.headers["content-length"].first.flatMap { Int($0) } ?? 0
+            let chunked = head.headers["transfer-encoding"].contains { $0.lowercased().contains("chunked") }
+            deadline.headReceived(bodyFollows: length > 0 || chunked)
+        case .body:
+            break
+        case .end:
+            deadline.bodyEnded()
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .byteBuffer(let buffer) = unwrapOutboundIn(data),
-           let start = buffer.getString(at: buffer.readerIndex, length: min(12, buffer.readableBytes)),
-           start.hasPrefix("HTTP/1.") {
-            if start.hasSuffix(" 101") {
-                context.write(data, promise: promise)
-                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-                return
+        guard !upgraded else { return context.write(data, promise: promise) }
+        if case .head(let head) = unwrapOutboundIn(data) {
+            if head.status == .switchingProtocols {
+                upgraded = true
+                deadline.stepOut()
+            } else if head.status.code >= 200 {
+                deadline.responseStarted()
             }
-            // A response head: the next bytes from the client are the next request.
-            if case .inRequest = state, !start.hasSuffix(" 100") { state = .awaitingHead(started: false) }
         }
         context.write(data, promise: promise)
-    }
-
-    private func arm(_ context: ChannelHandlerContext) {
-        deadline?.cancel()
-        let channel = context.channel
-        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
     }
 }
