@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FlareContracts
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOFoundationCompat
 
 /// Talks to the control plane's JSON API and turns its errors into sentences.
@@ -19,6 +20,27 @@ struct APIClient {
 
     func get<T: Decodable>(_ path: String, as type: T.Type = T.self) async throws -> T {
         try decode(try await send("GET", path, body: nil))
+    }
+
+    /// Every item of a paged list, following its `Link: <…>; rel="next"` headers page by page.
+    func getAll<T: Decodable>(_ path: String, as type: T.Type = T.self) async throws -> [T] {
+        var items: [T] = []
+        var next: String? = path + (path.contains("?") ? "&" : "?") + "limit=1000"
+        while let page = next {
+            let (data, headers) = try await exchange("GET", page, body: nil)
+            items += try decode(data) as [T]
+            next = headers["Link"].lazy.compactMap(Self.nextLink).first
+        }
+        return items
+    }
+
+    /// The target of a `Link` header's `rel="next"`: `</api/sessions?cursor=x>; rel="next"`.
+    static func nextLink(_ header: String) -> String? {
+        for link in header.split(separator: ",") where link.contains(#"rel="next""#) {
+            guard let start = link.firstIndex(of: "<"), let end = link.firstIndex(of: ">"), start < end else { continue }
+            return String(link[link.index(after: start)..<end])
+        }
+        return nil
     }
 
     func post<T: Decodable>(_ path: String, _ body: some Encodable, as type: T.Type = T.self) async throws -> T {
@@ -52,6 +74,13 @@ struct APIClient {
     func send(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws
         -> Data
     {
+        try await exchange(method, path, body: body, contentType: contentType).data
+    }
+
+    /// The response body and headers of a request; throws the server's error for a non-2xx status.
+    func exchange(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws
+        -> (data: Data, headers: HTTPHeaders)
+    {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .RAW(value: method)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -75,7 +104,7 @@ struct APIClient {
             throw ServerError(status: Int(response.status.code), code: "http_\(response.status.code)",
                               message: "the server answered \(response.status.code) \(response.status.reasonPhrase)")
         }
-        return data
+        return (data, response.headers)
     }
 }
 

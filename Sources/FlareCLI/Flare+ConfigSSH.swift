@@ -38,7 +38,7 @@ extension Flare {
             }
             let client = try global.authenticatedClient()
             try await UserKey.ensureRegistered(client: client)
-            let sessions: [SessionInfo] = try await client.get("/api/sessions")
+            let sessions: [SessionInfo] = try await client.getAll("/api/sessions")
             try UserKey.pinHostKeys(of: sessions)
             let proxy = [currentExecutable(), "ssh-proxy", "%n", "--url", global.resolvedURL].map(shellQuoted)
                 .joined(separator: " ")

@@ -87,7 +87,7 @@ extension Flare.Session {
         @OptionGroup var output: OutputOptions
 
         func run() async throws {
-            let sessions: [SessionInfo] = try await global.authenticatedClient().get("/api/sessions")
+            let sessions: [SessionInfo] = try await global.authenticatedClient().getAll("/api/sessions")
             if output.json { return try printJSON(sessions) }
             printTable(["NAME", "STATE", "TEMPLATE", "UPDATED", "ID"], sessions.map {
                 [$0.name, $0.state.rawValue, "\($0.templateName)@\($0.templateVersion)", relative($0.updatedAt), $0.id]

@@ -142,7 +142,7 @@ extension Flare.Template {
         @OptionGroup var output: OutputOptions
 
         func run() async throws {
-            let templates: [TemplateInfo] = try await global.authenticatedClient().get("/api/templates")
+            let templates: [TemplateInfo] = try await global.authenticatedClient().getAll("/api/templates")
             if output.json { return try printJSON(templates) }
             printTable(["NAME", "ACTIVE", "VERSIONS", "ID"], templates.map {
                 [$0.name, $0.activeVersion?.version ?? "-",

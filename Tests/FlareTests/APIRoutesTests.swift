@@ -2,6 +2,7 @@
 import Crypto
 import FlareContracts
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -390,6 +391,60 @@ import Testing
                 try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(token)) {
                     #expect($0.status == .unauthorized)
                 }
+            }
+        }
+    }
+
+    /// Lists come in pages: `limit` items at most, the next page named by a `Link` header until
+    /// the last; a cursor that is not an item of the caller's list, or a limit out of range, is a 400.
+    @Test func sessionAndTemplateListsArePagedByCursor() async throws {
+        try await Harness().run { client in
+            let (token, first) = try await Self.userWithSession(client, "pager@example.com")
+            for name in ["b", "c", "d", "e"] {
+                try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
+                                         body: Self.json(SessionCreateRequest(name: name, template: "base"))) {
+                    #expect($0.status == .created)
+                }
+            }
+            var names: [String] = []
+            var next: String? = "/api/sessions?limit=2"
+            var pages = 0
+            while let page = next, pages < 10 {
+                next = try await client.execute(uri: page, method: .get, headers: Self.bearer(token)) { response in
+                    #expect(response.status == .ok)
+                    let items = try Self.decode([SessionInfo].self, response)
+                    #expect(items.count <= 2)
+                    names += items.map(\.name)
+                    return response.headers[HTTPField.Name("Link")!].flatMap { link in
+                        link.split(separator: "<").last?.split(separator: ">").first.map(String.init)
+                    }
+                }
+                pages += 1
+            }
+            #expect(names == ["dev", "b", "c", "d", "e"], "oldest first, each once")
+            #expect(pages == 3)
+            // Without a limit: the first 100, no next page here.
+            try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer(token)) { response in
+                let listed = try Self.decode([SessionInfo].self, response)
+                #expect(listed.count == 5)
+                #expect(response.headers[HTTPField.Name("Link")!] == nil)
+            }
+            for bad in ["/api/sessions?limit=0", "/api/sessions?limit=1001", "/api/sessions?limit=x",
+                        "/api/sessions?cursor=ses_nope", "/api/templates?cursor=tpl_nope"] {
+                try await client.execute(uri: bad, method: .get, headers: Self.bearer(token)) {
+                    #expect($0.status == .badRequest, "\(bad)")
+                }
+            }
+            // Another account's session is not a cursor of this list.
+            let other = try await Self.register(client, "other-pager@example.com")
+            try await client.execute(uri: "/api/sessions?cursor=\(first.id)", method: .get, headers: Self.bearer(other)) {
+                #expect($0.status == .badRequest)
+                #expect(String(buffer: $0.body).contains("invalid_cursor"))
+            }
+            try await client.execute(uri: "/api/templates?limit=1", method: .get, headers: Self.bearer(token)) { response in
+                let templates = try Self.decode([TemplateInfo].self, response)
+                #expect(templates.map(\.name) == ["base"] && templates.first?.versions.count == 1)
+                #expect(response.headers[HTTPField.Name("Link")!] == nil)
             }
         }
     }

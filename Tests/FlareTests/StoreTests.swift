@@ -1,6 +1,7 @@
 @testable import ControlPlane
 import FlareContracts
 import Foundation
+import GRDB
 import Testing
 
 @Suite struct StoreTests {
@@ -16,9 +17,22 @@ import Testing
     @Test func migrationsApplyOnceAndSurviveReopening() throws {
         let directory = try TemporaryDirectory()
         let first = try Store(path: directory.path("flare.sqlite"))
-        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds"])
+        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes"])
         let reopened = try Store(path: directory.path("flare.sqlite"))
-        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds"])
+        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes"])
+    }
+
+    /// A list of any length is read with the index for its filter, never by scanning sessions.
+    @Test func sessionListsUseTheirIndex() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try Store(path: directory.path("flare.sqlite"))
+        let plan = try await store.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + Store.sessionListingSQL
+                + " WHERE sessions.owner_id = ? AND sessions.state != 'deleted' ORDER BY sessions.created_at, sessions.id LIMIT 10",
+                arguments: ["usr_x"]).map { $0["detail"] as String? ?? "" }
+        }
+        #expect(plan.contains { $0.contains("sessions USING INDEX sessions_owner_created") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "no sort outside the index: \(plan)")
     }
 
     @Test func emailsAreUniqueWhateverTheCase() async throws {

@@ -5,11 +5,11 @@ import Hummingbird
 
 extension ControlPlaneAPI {
     func addSessionRoutes(to group: RouterGroup<FlareRequestContext>) {
-        group.get("/sessions") { _, context in
+        group.get("/sessions") { request, context -> EditedResponse<[SessionInfo]> in
             let user = try context.requireUser()
-            var result: [SessionInfo] = []
-            for session in try await store.sessions(ownerId: user.id) { result.append(try await sessionInfo(session)) }
-            return result
+            let paging = try ListPaging(request)
+            let page = try await paging.fetch { try await store.sessionListings(ownerId: user.id, limit: $0, after: $1) }
+            return paging.response(page.items.map(Self.sessionInfo), next: page.next)
         }
 
         group.post("/sessions") { request, context -> EditedResponse<SessionInfo> in
@@ -42,7 +42,14 @@ extension ControlPlaneAPI {
             return EditedResponse(status: .created, response: try await sessionInfo(session))
         }
 
-        group.get("/sessions/{session}") { _, context in try await sessionInfo(try await session(context)) }
+        group.get("/sessions/{session}") { _, context -> SessionInfo in
+            let user = try context.requireUser()
+            let reference = try context.parameters.require("session")
+            guard let listing = try await store.sessionListing(ownerId: user.id, reference: reference) else {
+                throw APIError.notFound("session \(reference)")
+            }
+            return Self.sessionInfo(listing)
+        }
 
         group.get("/sessions/{session}/events") { _, context in
             try await store.events(sessionId: try await session(context).id).map(\.event)
@@ -123,12 +130,16 @@ extension ControlPlaneAPI {
         return session
     }
 
+    /// `session` as users see it, with its template's name and version (one query).
     func sessionInfo(_ session: SessionRecord) async throws -> SessionInfo {
-        let template = try await store.template(ownerId: session.ownerId, reference: session.templateId)
-        let version = try await store.templateVersion(id: session.templateVersionId)
-        return SessionInfo(
+        let label = try await store.templateLabel(templateId: session.templateId, versionId: session.templateVersionId)
+        return Self.sessionInfo(SessionListing(session, templateName: label.name, templateVersion: label.version))
+    }
+
+    static func sessionInfo(_ session: SessionListing) -> SessionInfo {
+        SessionInfo(
             id: session.id, name: session.name, templateId: session.templateId,
-            templateName: template?.name ?? "", templateVersion: version?.version ?? "", state: session.state,
+            templateName: session.templateName, templateVersion: session.templateVersion, state: session.state,
             stateReason: session.stateReason, hostPublicKey: session.hostPublicKey,
             lastHeartbeatAt: session.lastHeartbeatAt,
             activity: session.state == .running ? session.activityJson.flatMap {

@@ -12,13 +12,11 @@ struct PromoteRequest: Codable {
 
 extension ControlPlaneAPI {
     func addTemplateRoutes(to group: RouterGroup<FlareRequestContext>) {
-        group.get("/templates") { _, context in
+        group.get("/templates") { request, context -> EditedResponse<[TemplateInfo]> in
             let user = try context.requireUser()
-            var result: [TemplateInfo] = []
-            for template in try await store.templates(ownerId: user.id) {
-                result.append(try await templateInfo(template))
-            }
-            return result
+            let paging = try ListPaging(request)
+            let page = try await paging.fetch { try await store.templateListings(ownerId: user.id, limit: $0, after: $1) }
+            return paging.response(page.items.map { Self.templateInfo($0.template, versions: $0.versions) }, next: page.next)
         }
 
         group.post("/templates") { request, context -> EditedResponse<TemplateInfo> in
@@ -198,7 +196,11 @@ extension ControlPlaneAPI {
     }
 
     func templateInfo(_ template: TemplateRecord) async throws -> TemplateInfo {
-        let versions = try await store.templateVersions(templateId: template.id).map(\.info)
+        Self.templateInfo(template, versions: try await store.templateVersions(templateId: template.id))
+    }
+
+    static func templateInfo(_ template: TemplateRecord, versions records: [TemplateVersionRecord]) -> TemplateInfo {
+        let versions = records.map(\.info)
         return TemplateInfo(id: template.id, name: template.name, description: template.description,
                             activeVersion: versions.first { $0.id == template.activeVersionId },
                             versions: versions, createdAt: template.createdAt)

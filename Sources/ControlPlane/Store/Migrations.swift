@@ -128,6 +128,10 @@ enum Migrations {
                 t.add(column: "build_error", .text)
             }
         }
+        migrator.registerMigration("0005_list_indexes") { db in
+            // Session lists: an owner's sessions in creation order, paged by (created_at, id).
+            try db.execute(sql: "CREATE INDEX sessions_owner_created ON sessions(owner_id, created_at, id)")
+        }
         return migrator
     }
 }

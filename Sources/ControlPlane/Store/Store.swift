@@ -44,4 +44,6 @@ public final class Store: Sendable {
 enum StoreError: Error, Equatable {
     /// A unique constraint was violated (taken email, name, key…).
     case duplicate
+    /// A list's cursor does not name an item of that list.
+    case unknownCursor
 }
