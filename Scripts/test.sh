@@ -12,7 +12,10 @@ bash Scripts/docker-setup.sh
 # containers) ends with the run: the tests' data directories are /tmp/flt-*.
 cleanup() {
     pkill -9 -f -- '--data-dir /tmp/flt-' 2>/dev/null || true
-    pkill -9 -f -- '/tmp/flt-[^ ]*/data/sessions/' 2>/dev/null || true
+    # A host session's agent is its bwrap's child, and its command line names no test directory.
+    for p in $(pgrep -f -- '/tmp/flt-[^ ]*/data/sessions/' 2>/dev/null); do
+        kill -9 $(cat "/proc/$p/task/$p/children" 2>/dev/null) "$p" 2>/dev/null || true
+    done
     pkill -9 -f -- '--state-dir /tmp/flt-' 2>/dev/null || true
     if command -v docker >/dev/null 2>&1; then
         leftover=$(docker ps -aq --filter label=burstflare.session 2>/dev/null | while read -r id; do
