@@ -101,19 +101,18 @@ public struct HostCgroups: Sendable {
     }
 
     /// A cgroup's directories, one per hierarchy.
-    func directories(_ sessionId: String) -> [String] {
+    func directories(_ name: String) -> [String] {
         switch layout {
-        case .unified(let mount): return ["\(mount)/\(Self.parent)/\(sessionId)"]
+        case .unified(let mount): return ["\(mount)/\(Self.parent)/\(name)"]
         case .legacy(let memory, let pids, let cpu):
-            return [memory, pids, cpu].map { "\($0)/\(Self.parent)/\(sessionId)" }
+            return [memory, pids, cpu].map { "\($0)/\(Self.parent)/\(name)" }
         }
     }
 
-    /// Makes the session's cgroups with `limits` (a leftover one of the same session is replaced)
-    /// and returns the `cgroup.procs` files the agent must join.
-    func create(_ sessionId: String, limits: Limits) throws -> [String] {
-        remove(sessionId)
-        let directories = directories(sessionId)
+    /// Makes the cgroup `name` (one run of a session's agent) with `limits` and returns the
+    /// `cgroup.procs` files the agent must join.
+    func create(_ name: String, limits: Limits) throws -> [String] {
+        let directories = directories(name)
         for directory in directories {
             guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
                 throw Unavailable(description: "cannot make the cgroup \(directory): \(String(cString: strerror(errno)))")
@@ -140,16 +139,16 @@ public struct HostCgroups: Sendable {
             // Swap accounting is off on many kernels: without it there is no swap to limit.
             if file.hasSuffix("memsw.limit_in_bytes") || file.hasSuffix("swap.max"),
                !FileManager.default.fileExists(atPath: file) { continue }
-            remove(sessionId)
+            remove(name)
             throw Unavailable(description: "cannot set \(file) to \(value): \(String(cString: strerror(errno)))")
         }
         return directories.map { $0 + "/cgroup.procs" }
     }
 
-    /// Removes the session's cgroups once their processes are gone (waits up to `timeout`).
-    func remove(_ sessionId: String, timeout: Duration = .seconds(2)) {
+    /// Removes the cgroup `name` once its processes are gone (waits up to `timeout`).
+    func remove(_ name: String, timeout: Duration = .seconds(2)) {
         let deadline = ContinuousClock.now + timeout
-        for directory in directories(sessionId) {
+        for directory in directories(name) {
             while rmdir(directory) != 0, errno == EBUSY, ContinuousClock.now < deadline {
                 usleep(20_000)
             }

@@ -71,7 +71,7 @@ public final class HostRuntimeDriver: RuntimeDriver, @unchecked Sendable {
             }
             let free = sandbox.uids.lazy.filter { !taken.contains($0) }
             guard let uid = free.first(where: { held[$0] == nil })
-                ?? free.prefix(100_000).min(by: { (held[$0] ?? .distantPast) < (held[$1] ?? .distantPast) })
+                ?? free.min(by: { (held[$0] ?? .distantPast) < (held[$1] ?? .distantPast) })
             else {
                 throw RuntimeDriverError(description: "all \(sandbox.uids.count) sandbox uids are in use; "
                     + "stop a session or widen --sandbox-uid-count")

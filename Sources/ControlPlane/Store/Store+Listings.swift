@@ -62,8 +62,6 @@ extension Store {
         LEFT JOIN template_versions ON template_versions.id = sessions.template_version_id
         """
 
-    private static func listing(_ row: Row) -> SessionListing { SessionListing(row: row) }
-
     /// The owner's live sessions, oldest first, `limit` at most, after the session `cursor`.
     /// Throws ``StoreError/unknownCursor`` for a cursor that is not one of the owner's sessions.
     func sessionListings(ownerId: String, limit: Int, after cursor: String?) async throws -> Page<SessionListing> {
@@ -79,7 +77,7 @@ extension Store {
             }
             sql += " ORDER BY sessions.created_at, sessions.id LIMIT ?"
             arguments += [limit + 1]
-            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.listing)
+            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments).map(SessionListing.init(row:))
             return Page(items: Array(rows.prefix(limit)), next: rows.count > limit ? rows[limit - 1].id : nil)
         }
     }
@@ -89,7 +87,7 @@ extension Store {
         try await read { db in
             try Row.fetchOne(db, sql: Self.sessionListingSQL + """
                  WHERE sessions.owner_id = ? AND sessions.state != 'deleted' AND (sessions.id = ? OR sessions.name = ?)
-                """, arguments: [ownerId, reference, reference]).map(Self.listing)
+                """, arguments: [ownerId, reference, reference]).map(SessionListing.init(row:))
         }
     }
 

@@ -30,14 +30,6 @@ extension Store {
         try await read { try SessionRecord.filter(Column("agent_token_hash") == hash).fetchOne($0) }
     }
 
-    func sessions(ownerId: String) async throws -> [SessionRecord] {
-        try await read { db in
-            try SessionRecord
-                .filter(Column("owner_id") == ownerId && Column("state") != SessionState.deleted.rawValue)
-                .order(Column("created_at")).fetchAll(db)
-        }
-    }
-
     func sessions(inStates states: [SessionState]) async throws -> [SessionRecord] {
         try await read { db in
             try SessionRecord.filter(states.map(\.rawValue).contains(Column("state"))).fetchAll(db)

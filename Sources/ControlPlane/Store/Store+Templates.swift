@@ -21,10 +21,6 @@ extension Store {
         try await read { try TemplateRecord.filter(sql: "lower(id) = ?", arguments: [id.lowercased()]).fetchOne($0) }
     }
 
-    func templates(ownerId: String) async throws -> [TemplateRecord] {
-        try await read { try TemplateRecord.filter(Column("owner_id") == ownerId).order(Column("name")).fetchAll($0) }
-    }
-
     func insertTemplateVersion(_ version: TemplateVersionRecord) async throws {
         try await write { try version.insert($0) }
     }
