@@ -448,4 +448,53 @@ import Testing
             }
         }
     }
+
+    /// The list is written straight from the database rows; each of its items must be byte for
+    /// byte what the session's own route answers, whatever the state, reason text, activity and dates.
+    @Test func listedSessionsAreWhatTheirOwnRouteShows() async throws {
+        let harness = try Harness()
+        let store = harness.server.store
+        try await harness.run { client in
+            let (token, _) = try await Self.userWithSession(client, "lister@example.com")
+            for index in 0..<12 {
+                try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
+                                         body: Self.json(SessionCreateRequest(name: "s\(index)", template: "base"))) {
+                    #expect($0.status == .created)
+                }
+            }
+            let created = try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer(token)) {
+                try Self.decode([SessionInfo].self, $0)
+            }
+            let states = SessionState.allCases.filter { $0 != .deleted }
+            for (index, session) in created.enumerated() {
+                let state = states[index % states.count]
+                let at = Date(timeIntervalSince1970: 1_764_000_000 + Double(index) * 86_399.0 + Double(index * 37 % 1000) / 1000)
+                let activity = AgentHeartbeat(openConnections: index, openChannels: 1, bytesIn: UInt64(index) << 40,
+                                              bytesOut: 5, lastInputAt: index % 2 == 0 ? at : nil, lastConnectionAt: at)
+                let json = String(decoding: try FlareJSON.encoder().encode(activity), as: UTF8.self)
+                try await store.updateSession(id: session.id) {
+                    $0.state = state
+                    $0.stateReason = "reason \(index): \"quoted\" \\ tab\t newline\n é 🚀 \u{1}"
+                    $0.lastHeartbeatAt = index % 3 == 0 ? nil : at
+                    $0.activityJson = index % 4 == 1 ? nil : json
+                    $0.updatedAt = at
+                }
+            }
+            let listed = try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer(token)) {
+                #expect($0.status == .ok)
+                #expect($0.headers[.contentType] == "application/json; charset=utf-8")
+                return String(buffer: $0.body)
+            }
+            var singles: [String] = []
+            for session in created {
+                singles.append(try await client.execute(uri: "/api/sessions/\(session.id)", method: .get,
+                                                        headers: Self.bearer(token)) { String(buffer: $0.body) })
+            }
+            #expect(listed == "[" + singles.joined(separator: ",") + "]")
+            let decoded = try FlareJSON.decoder().decode([SessionInfo].self, from: Data(listed.utf8))
+            #expect(decoded.count == 13)
+            #expect(decoded.filter { $0.activity != nil }.allSatisfy { $0.state == .running })
+            #expect(decoded.contains { $0.activity?.bytesIn == 2 << 40 })
+        }
+    }
 }

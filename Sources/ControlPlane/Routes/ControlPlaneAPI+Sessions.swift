@@ -5,11 +5,11 @@ import Hummingbird
 
 extension ControlPlaneAPI {
     func addSessionRoutes(to group: RouterGroup<FlareRequestContext>) {
-        group.get("/sessions") { request, context -> EditedResponse<[SessionInfo]> in
+        group.get("/sessions") { request, context -> EditedResponse<WrittenJSON> in
             let user = try context.requireUser()
             let paging = try ListPaging(request)
-            let page = try await paging.fetch { try await store.sessionListings(ownerId: user.id, limit: $0, after: $1) }
-            return paging.response(page.items.map(Self.sessionInfo), next: page.next)
+            let page = try await paging.fetch { try await store.sessionListingsJSON(ownerId: user.id, limit: $0, after: $1) }
+            return paging.response(json: page.json, next: page.next)
         }
 
         group.post("/sessions") { request, context -> EditedResponse<SessionInfo> in
@@ -42,13 +42,13 @@ extension ControlPlaneAPI {
             return EditedResponse(status: .created, response: try await sessionInfo(session))
         }
 
-        group.get("/sessions/{session}") { _, context -> SessionInfo in
+        group.get("/sessions/{session}") { _, context -> WrittenJSON in
             let user = try context.requireUser()
             let reference = try context.parameters.require("session")
             guard let listing = try await store.sessionListing(ownerId: user.id, reference: reference) else {
                 throw APIError.notFound("session \(reference)")
             }
-            return Self.sessionInfo(listing)
+            return WrittenJSON(Self.sessionInfo(listing))
         }
 
         group.get("/sessions/{session}/events") { _, context in

@@ -1,3 +1,4 @@
+import FlareContracts
 import FlareHTTP
 import Foundation
 import HTTPTypes
@@ -28,7 +29,7 @@ struct ListPaging: Sendable {
     }
 
     /// Runs the store's page query, turning an unknown cursor into a 400.
-    func fetch<Item>(_ query: (Int, String?) async throws -> Page<Item>) async throws -> Page<Item> {
+    func fetch<Result>(_ query: (Int, String?) async throws -> Result) async throws -> Result {
         do {
             return try await query(limit, cursor)
         } catch StoreError.unknownCursor {
@@ -38,11 +39,20 @@ struct ListPaging: Sendable {
 
     /// The page's items, with the `Link` to the next page when there is one.
     func response<Item: ResponseEncodable>(_ items: [Item], next: String?) -> EditedResponse<[Item]> {
+        EditedResponse(headers: linkHeader(next: next), response: items)
+    }
+
+    /// The page already written as a JSON array, with the `Link` to the next page.
+    func response(json: [UInt8], next: String?) -> EditedResponse<WrittenJSON> {
+        EditedResponse(headers: linkHeader(next: next), response: WrittenJSON(bytes: json))
+    }
+
+    private func linkHeader(next: String?) -> HTTPFields {
         var headers = HTTPFields()
         if let next, let link = HTTPField.Name("Link") {
             let escaped = next.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? next
             headers[link] = "<\(path)?limit=\(limit)&cursor=\(escaped)>; rel=\"next\""
         }
-        return EditedResponse(headers: headers, response: items)
+        return headers
     }
 }

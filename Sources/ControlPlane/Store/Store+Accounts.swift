@@ -24,13 +24,14 @@ extension Store {
         try await write { try token.insert($0) }
     }
 
-    /// The user a live (unrevoked, unexpired) access token belongs to.
+    /// The user a live (unrevoked, unexpired) access token belongs to. Every API call asks this:
+    /// one prepared statement, kept.
     func user(accessTokenHash hash: String, now: Date) async throws -> UserRecord? {
         try await read { db in
-            guard let token = try AccessTokenRecord.fetchOne(db, key: hash), token.revokedAt == nil,
-                  token.expiresAt > now
-            else { return nil }
-            return try UserRecord.fetchOne(db, key: token.userId)
+            try UserRecord.fetchOne(db.cachedStatement(sql: """
+                SELECT users.* FROM access_tokens JOIN users ON users.id = access_tokens.user_id
+                WHERE access_tokens.token_hash = ? AND access_tokens.revoked_at IS NULL AND access_tokens.expires_at > ?
+                """), arguments: [hash, now])
         }
     }
 

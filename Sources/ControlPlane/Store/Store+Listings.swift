@@ -8,6 +8,12 @@ struct Page<Item: Sendable>: Sendable {
     var next: String?
 }
 
+/// A page of a list already written as a JSON array.
+struct JSONPage: Sendable {
+    var json: [UInt8]
+    var next: String?
+}
+
 /// What a session's listing shows, with its template's name and version, read in the same query.
 struct SessionListing: Sendable {
     var id: String
@@ -62,14 +68,15 @@ extension Store {
         LEFT JOIN template_versions ON template_versions.id = sessions.template_version_id
         """
 
-    /// The owner's live sessions, oldest first, `limit` at most, after the session `cursor`.
+    /// The owner's live sessions, oldest first, `limit` at most, after the session `cursor`, written
+    /// as the API's JSON array of ``SessionInfo`` (see ``SessionListing/writeJSON(row:to:)``).
     /// Throws ``StoreError/unknownCursor`` for a cursor that is not one of the owner's sessions.
-    func sessionListings(ownerId: String, limit: Int, after cursor: String?) async throws -> Page<SessionListing> {
+    func sessionListingsJSON(ownerId: String, limit: Int, after cursor: String?) async throws -> JSONPage {
         try await read { db in
             var sql = Self.sessionListingSQL + " WHERE sessions.owner_id = ? AND sessions.state != 'deleted'"
             var arguments: StatementArguments = [ownerId]
             if let cursor {
-                guard let start = try Row.fetchOne(db, sql: "SELECT created_at, id FROM sessions WHERE id = ? AND owner_id = ?",
+                guard let start = try Row.fetchOne(db.cachedStatement(sql: "SELECT created_at, id FROM sessions WHERE id = ? AND owner_id = ?"),
                                                    arguments: [cursor, ownerId])
                 else { throw StoreError.unknownCursor }
                 sql += " AND (sessions.created_at, sessions.id) > (?, ?)"
@@ -77,17 +84,27 @@ extension Store {
             }
             sql += " ORDER BY sessions.created_at, sessions.id LIMIT ?"
             arguments += [limit + 1]
-            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments).map(SessionListing.init(row:))
-            return Page(items: Array(rows.prefix(limit)), next: rows.count > limit ? rows[limit - 1].id : nil)
+            var json = JSONWriter(capacity: 64 + min(limit, 1000) * 512)
+            var (count, last, next): (Int, String?, String?) = (0, nil, nil)
+            try json.array { json in
+                let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+                while let row = try rows.next() {
+                    count += 1
+                    guard count <= limit else { next = last; break }
+                    try SessionListing.writeJSON(row: row, to: &json)
+                    if count == limit { last = row[0] }
+                }
+            }
+            return JSONPage(json: json.bytes, next: next)
         }
     }
 
     /// The owner's live session named `reference`, or with that id, with its template's name and version.
     func sessionListing(ownerId: String, reference: String) async throws -> SessionListing? {
         try await read { db in
-            try Row.fetchOne(db, sql: Self.sessionListingSQL + """
+            try Row.fetchOne(db.cachedStatement(sql: Self.sessionListingSQL + """
                  WHERE sessions.owner_id = ? AND sessions.state != 'deleted' AND (sessions.id = ? OR sessions.name = ?)
-                """, arguments: [ownerId, reference, reference]).map(SessionListing.init(row:))
+                """), arguments: [ownerId, reference, reference]).map(SessionListing.init(row:))
         }
     }
 

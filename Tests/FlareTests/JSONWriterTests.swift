@@ -1,0 +1,63 @@
+import FlareContracts
+import Foundation
+import Testing
+
+/// The hand-written JSON of the list routes must be byte for byte what `JSONEncoder` gives, so
+/// clients cannot tell which one answered.
+@Suite struct JSONWriterTests {
+    func encoded(_ value: some Encodable) throws -> String {
+        String(decoding: try FlareJSON.encoder().encode(value), as: UTF8.self)
+    }
+
+    func written(_ value: some JSONWritable) -> String {
+        String(decoding: JSONWriter.encode(value), as: UTF8.self)
+    }
+
+    func session(name: String = "dev", reason: String = "created", at date: Date,
+                 activity: AgentHeartbeat? = nil, heartbeat: Date? = nil) -> SessionInfo {
+        SessionInfo(id: "ses_0123456789abcdef", name: name, templateId: "tpl_1", templateName: "node",
+                    templateVersion: "1.2", state: .running, stateReason: reason,
+                    hostPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI/+x=", lastHeartbeatAt: heartbeat,
+                    activity: activity, createdAt: date, updatedAt: date.addingTimeInterval(0.5))
+    }
+
+    @Test func stringsAreEscapedAsTheEncoderDoes() throws {
+        let controls = String(decoding: (0..<0x20).map { UInt8($0) }, as: UTF8.self)
+        for text in ["", "plain", "quote \" back \\ slash / end", controls, "é 日本 🚀 \u{7F} \u{2028}", "\"\\\"\\"] {
+            let value = session(name: text, reason: text + "!", at: Date(timeIntervalSince1970: 1_700_000_000))
+            #expect(written(value) == (try encoded(value)), "\(text.debugDescription)")
+        }
+    }
+
+    @Test func datesMatchTheEncoderToTheMillisecond() throws {
+        var generator = SystemRandomNumberGenerator()
+        var dates = [0, -1, -0.0005, 0.0005, 0.9999, 951_782_400, 951_868_799.999, 4_102_444_800, -2_208_988_800,
+                     1_700_000_000.123, 1_700_000_000.1239, 1_800_000_000.5]
+            .map { Date(timeIntervalSince1970: $0) }
+        for _ in 0..<500 {
+            dates.append(Date(timeIntervalSince1970: Double.random(in: -3e9...6e9, using: &generator)))
+        }
+        for date in dates {
+            let value = session(at: date)
+            #expect(written(value) == (try encoded(value)), "\(date.timeIntervalSince1970)")
+        }
+    }
+
+    @Test func missingFieldsAreLeftOutAndNestedValuesWritten() throws {
+        let now = Date(timeIntervalSince1970: 1_764_700_000.25)
+        let values = [
+            session(at: now),
+            session(at: now, activity: AgentHeartbeat(), heartbeat: now),
+            session(at: now, activity: AgentHeartbeat(openConnections: 2, openChannels: 3, bytesIn: .max,
+                                                      bytesOut: 7, lastInputAt: now, lastConnectionAt: now),
+                    heartbeat: now),
+        ]
+        for value in values {
+            #expect(written(value) == (try encoded(value)))
+        }
+        for list in [[], [values[0]], values] {
+            #expect(String(decoding: JSONWriter.encode(list), as: UTF8.self) == (try encoded(list)))
+        }
+        #expect(try FlareJSON.decoder().decode([SessionInfo].self, from: Data(JSONWriter.encode(values))) == values)
+    }
+}
