@@ -161,7 +161,7 @@ extension Flare.Session {
         var session: String
 
         func run() async throws {
-            let events: [SessionEvent] = try await global.authenticatedClient().get("/api/sessions/\(escaped(session))/events")
+            let events = try await global.authenticatedClient().getAll("/api/sessions/\(escaped(session))/events", as: SessionEvent.self)
             if output.json { return try printJSON(events) }
             let formatter = ISO8601DateFormatter()
             printTable(["TIME", "FROM", "TO", "REASON"], events.map {

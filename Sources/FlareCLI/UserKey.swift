@@ -19,7 +19,7 @@ enum UserKey {
         guard let line = try? String(contentsOf: publicPath, encoding: .utf8), let key = SSHPublicKey(line: line) else {
             throw CLIError("\(publicPath.path) is not a valid public key; delete both key files to make a new one")
         }
-        let registered: [SSHKeyInfo] = try await client.get("/api/ssh-keys")
+        let registered = try await client.getAll("/api/ssh-keys", as: SSHKeyInfo.self)
         if !registered.contains(where: { $0.fingerprint == key.fingerprint }) {
             let _: SSHKeyInfo = try await client.post(
                 "/api/ssh-keys", SSHKeyCreateRequest(name: "flare CLI", publicKey: key.line))

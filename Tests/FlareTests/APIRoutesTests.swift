@@ -497,4 +497,60 @@ import Testing
             #expect(decoded.contains { $0.activity?.bytesIn == 2 << 40 })
         }
     }
+
+    /// Follows a list's `Link` headers from `path`; returns the pages' items.
+    static func allPages<T: Decodable>(_ client: any TestClientProtocol, _ path: String, token: String,
+                                       as type: T.Type) async throws -> [[T]] {
+        var pages: [[T]] = []
+        var next: String? = path
+        while let page = next, pages.count < 20 {
+            next = try await client.execute(uri: page, method: .get, headers: bearer(token)) { response in
+                #expect(response.status == .ok, "\(page)")
+                pages.append(try decode([T].self, response))
+                return response.headers[HTTPField.Name("Link")!].flatMap { link in
+                    link.split(separator: "<").last?.split(separator: ">").first.map(String.init)
+                }
+            }
+        }
+        return pages
+    }
+
+    /// A session's events and an account's SSH keys are paged the same way, and a cursor from
+    /// another session or account is refused.
+    @Test func eventsAndKeysArePagedByCursor() async throws {
+        let harness = try Harness()
+        let store = harness.server.store
+        try await harness.run { client in
+            let (token, session) = try await Self.userWithSession(client, "events@example.com")
+            var state = SessionState.created
+            for next in [SessionState.starting, .running, .stopping, .sleeping] {
+                _ = try await store.transition(sessionId: session.id, from: state, to: next, reason: "to \(next)", at: Date())
+                state = next
+            }
+            let pages = try await Self.allPages(client, "/api/sessions/dev/events?limit=2", token: token, as: SessionEvent.self)
+            #expect(pages.map(\.count) == [2, 2, 1])
+            #expect(pages.flatMap { $0 }.map(\.toState) == [.created, .starting, .running, .stopping, .sleeping])
+            for _ in 0..<3 {
+                try await client.execute(uri: "/api/ssh-keys", method: .post, headers: Self.bearer(token),
+                                         body: Self.json(SSHKeyCreateRequest(
+                                            name: nil, publicKey: OpenSSHKeyPair.generateEd25519(comment: "k").publicKeyLine))) {
+                    #expect($0.status == .created)
+                }
+            }
+            let keys = try await Self.allPages(client, "/api/ssh-keys?limit=2", token: token, as: SSHKeyInfo.self)
+            #expect(keys.map(\.count) == [2, 1])
+            #expect(Set(keys.flatMap { $0 }.map(\.id)).count == 3)
+
+            let (other, _) = try await Self.userWithSession(client, "events-other@example.com")
+            let firstEvent = pages[0][0].id
+            for (path, bearer) in [("/api/sessions/dev/events?cursor=\(firstEvent)", other),
+                                   ("/api/sessions/dev/events?cursor=abc", token),
+                                   ("/api/ssh-keys?cursor=\(keys[0][0].id)", other)] {
+                try await client.execute(uri: path, method: .get, headers: Self.bearer(bearer)) {
+                    #expect($0.status == .badRequest, "\(path)")
+                    #expect(String(buffer: $0.body).contains("invalid_cursor"))
+                }
+            }
+        }
+    }
 }

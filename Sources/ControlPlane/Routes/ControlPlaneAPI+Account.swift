@@ -27,8 +27,11 @@ extension ControlPlaneAPI {
             return RevokeResponse(revokedTokens: revoked, closedConnections: closed)
         }
 
-        group.get("/ssh-keys") { _, context in
-            try await store.sshKeys(userId: try context.requireUser().id).map(\.info)
+        group.get("/ssh-keys") { request, context -> EditedResponse<[SSHKeyInfo]> in
+            let user = try context.requireUser()
+            let paging = try ListPaging(request)
+            let page = try await paging.fetch { try await store.sshKeys(userId: user.id, limit: $0, after: $1) }
+            return paging.response(page.items.map(\.info), next: page.next)
         }
 
         group.post("/ssh-keys") { request, context -> EditedResponse<SSHKeyInfo> in

@@ -51,8 +51,11 @@ extension ControlPlaneAPI {
             return WrittenJSON(Self.sessionInfo(listing))
         }
 
-        group.get("/sessions/{session}/events") { _, context in
-            try await store.events(sessionId: try await session(context).id).map(\.event)
+        group.get("/sessions/{session}/events") { request, context -> EditedResponse<[SessionEvent]> in
+            let sessionId = try await session(context).id
+            let paging = try ListPaging(request)
+            let page = try await paging.fetch { try await store.events(sessionId: sessionId, limit: $0, after: $1) }
+            return paging.response(page.items.map(\.event), next: page.next)
         }
 
         group.post("/sessions/{session}/start") { _, context -> SessionInfo in

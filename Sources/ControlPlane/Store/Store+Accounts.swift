@@ -55,8 +55,26 @@ extension Store {
         try await write { try key.insert($0) }
     }
 
+    /// All the user's keys (an agent authorizes each of them).
     func sshKeys(userId: String) async throws -> [SSHKeyRecord] {
         try await read { try SSHKeyRecord.filter(Column("user_id") == userId).order(Column("created_at")).fetchAll($0) }
+    }
+
+    /// The user's keys, oldest first, `limit` at most after the key `cursor`: two statements at most.
+    func sshKeys(userId: String, limit: Int, after cursor: String?) async throws -> Page<SSHKeyRecord> {
+        try await read { db in
+            var request = SSHKeyRecord.filter(Column("user_id") == userId)
+            if let cursor {
+                guard let start = try request.filter(Column("id") == cursor).fetchOne(db) else {
+                    throw StoreError.unknownCursor
+                }
+                request = request.filter(Column("created_at") > start.createdAt
+                    || (Column("created_at") == start.createdAt && Column("id") > start.id))
+            }
+            let keys = try request.order(Column("created_at"), Column("id")).limit(limit + 1).fetchAll(db)
+            let page = Array(keys.prefix(limit))
+            return Page(items: page, next: keys.count > limit ? page.last?.id : nil)
+        }
     }
 
     /// Deletes the key if it is the user's. Returns false when there was no such key.

@@ -66,9 +66,28 @@ extension Store {
         }
     }
 
+    /// All of a session's events, in order.
     func events(sessionId: String) async throws -> [SessionEventRecord] {
         try await read { db in
             try SessionEventRecord.filter(Column("session_id") == sessionId).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// A session's events in order, `limit` at most after the event numbered `cursor`: one
+    /// statement on the session's index. Throws ``StoreError/unknownCursor`` for a cursor that is not
+    /// one of the session's events.
+    func events(sessionId: String, limit: Int, after cursor: String?) async throws -> Page<SessionEventRecord> {
+        try await read { db in
+            var request = SessionEventRecord.filter(Column("session_id") == sessionId)
+            if let cursor {
+                guard let id = Int64(cursor), try request.filter(Column("id") == id).fetchCount(db) == 1 else {
+                    throw StoreError.unknownCursor
+                }
+                request = request.filter(Column("id") > id)
+            }
+            let events = try request.order(Column("id")).limit(limit + 1).fetchAll(db)
+            let page = Array(events.prefix(limit))
+            return Page(items: page, next: events.count > limit ? page.last?.id.map(String.init) : nil)
         }
     }
 
