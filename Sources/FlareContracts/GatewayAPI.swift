@@ -116,28 +116,64 @@ public struct GatewayCheckResponse: Codable, Sendable, Equatable {
 /// Client → gateway: `{"type":"resize","cols":120,"rows":40}`, `{"type":"input","data":"ls\r"}`.
 /// Gateway → client: `{"type":"ready","terminal":"trm_…","resumed":false}` first, then
 /// `{"type":"exit","status":0}` when the shell ends.
-public struct TerminalMessage: Codable, Sendable, Equatable {
-    public var type: String
-    public var cols: Int?
-    public var rows: Int?
-    public var data: String?
-    public var terminal: String?
-    public var resumed: Bool?
-    public var status: Int32?
+public enum TerminalMessage: Codable, Sendable, Equatable {
+    case resize(cols: Int, rows: Int)
+    case input(String)
+    /// The shell `terminal` is attached; `resumed` when it is one kept from an earlier connection.
+    case ready(terminal: String, resumed: Bool)
+    /// The shell ended with `status` (none when a signal ended it).
+    case exit(status: Int32?)
 
-    public init(type: String, cols: Int? = nil, rows: Int? = nil, data: String? = nil, terminal: String? = nil,
-                resumed: Bool? = nil, status: Int32? = nil) {
-        self.type = type
-        self.cols = cols
-        self.rows = rows
-        self.data = data
-        self.terminal = terminal
-        self.resumed = resumed
-        self.status = status
+    private enum CodingKeys: String, CodingKey {
+        case type, cols, rows, data, terminal, resumed, status
     }
 
-    public static func resize(cols: Int, rows: Int) -> Self { .init(type: "resize", cols: cols, rows: rows) }
-    public static func input(_ text: String) -> Self { .init(type: "input", data: text) }
+    /// The `type` on the wire.
+    public var type: String {
+        switch self {
+        case .resize: "resize"
+        case .input: "input"
+        case .ready: "ready"
+        case .exit: "exit"
+        }
+    }
+
+    /// Throws for an unknown `type` or a message without its fields.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        switch try container.decode(String.self, forKey: .type) {
+        case "resize":
+            self = .resize(cols: try container.decode(Int.self, forKey: .cols),
+                           rows: try container.decode(Int.self, forKey: .rows))
+        case "input":
+            self = .input(try container.decode(String.self, forKey: .data))
+        case "ready":
+            self = .ready(terminal: try container.decode(String.self, forKey: .terminal),
+                          resumed: try container.decode(Bool.self, forKey: .resumed))
+        case "exit":
+            self = .exit(status: try container.decodeIfPresent(Int32.self, forKey: .status))
+        case let other:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: container,
+                                                   debugDescription: "unknown terminal message type \(other)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(type, forKey: .type)
+        switch self {
+        case .resize(let cols, let rows):
+            try container.encode(cols, forKey: .cols)
+            try container.encode(rows, forKey: .rows)
+        case .input(let text):
+            try container.encode(text, forKey: .data)
+        case .ready(let terminal, let resumed):
+            try container.encode(terminal, forKey: .terminal)
+            try container.encode(resumed, forKey: .resumed)
+        case .exit(let status):
+            try container.encodeIfPresent(status, forKey: .status)
+        }
+    }
 
     /// The message as one compact JSON text.
     public var json: String {

@@ -76,7 +76,7 @@ public struct TemplateResources: Codable, Sendable, Equatable {
 }
 
 /// Where a template version's image build stands (docker runtime).
-public enum TemplateBuildState: String, Codable, Sendable {
+public enum TemplateBuildState: String, Codable, Sendable, CaseIterable {
     /// The host runtime runs no images: nothing to build.
     case notNeeded = "not_needed"
     /// The manifest names files from a bundle that has not been uploaded yet.

@@ -55,3 +55,15 @@ public struct APIError: HTTPResponseError, Sendable {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }
+
+/// An error of a layer below the API (a service's refusal) that knows which ``APIError`` it is.
+public protocol APIErrorConvertible: Error {
+    var apiError: APIError { get }
+}
+
+extension APIError {
+    /// `error` as the API reports it, when it is an ``APIError`` or knows which one it is.
+    public static func reported(_ error: any Error) -> APIError? {
+        (error as? APIError) ?? (error as? any APIErrorConvertible)?.apiError
+    }
+}

@@ -14,11 +14,13 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             var response = try await next(request, context)
             response.headers[.init("x-request-id")!] = context.id
             return response
-        } catch let error as APIError {
-            return try error.response(from: request, context: context)
-        } catch let error as HTTPError {
-            return try Self.translate(error).response(from: request, context: context)
         } catch {
+            if let refusal = APIError.reported(error) {
+                return try refusal.response(from: request, context: context)
+            }
+            if let error = error as? HTTPError {
+                return try Self.translate(error).response(from: request, context: context)
+            }
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             return try APIError(.internalServerError, code: "internal", "internal server error")
                 .response(from: request, context: context)

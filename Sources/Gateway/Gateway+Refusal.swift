@@ -19,7 +19,7 @@ extension Gateway {
             return try await authorize()
         } catch {
             guard request.headers[.upgrade]?.lowercased() == "websocket" else { throw error }
-            let refusal = (error as? APIError)
+            let refusal = APIError.reported(error)
                 ?? APIError(.internalServerError, code: "internal", "internal server error")
             let body = (try? FlareJSON.encoder().encode(ErrorBody(code: refusal.code, message: refusal.message,
                                                                  requestId: id))) ?? Data()

@@ -34,7 +34,7 @@ extension Gateway {
             }
         }
         metrics.connectLatency.recordNanoseconds((ContinuousClock.now - authorized.started).nanoseconds)
-        try await outbound.write(.text(TerminalMessage(type: "ready", terminal: shell.id, resumed: resumed).json))
+        try await outbound.write(.text(TerminalMessage.ready(terminal: shell.id, resumed: resumed).json))
 
         let ending = NIOLockedValueBox<RelayEnding?>(nil)
         let (attachment, events) = shell.attach()
@@ -56,12 +56,14 @@ extension Gateway {
                     toAgentCounter.increment(by: Int64(frame.data.readableBytes))
                     switch frame.opcode {
                     case .text:
-                        guard let message = try? JSONDecoder().decode(TerminalMessage.self, from: Data(buffer: frame.data))
-                        else { continue }
-                        if message.type == "resize", let cols = message.cols, let rows = message.rows {
+                        // Unknown or malformed messages, and ones only the gateway sends, are ignored.
+                        switch try? JSONDecoder().decode(TerminalMessage.self, from: Data(buffer: frame.data)) {
+                        case .resize(let cols, let rows):
                             shell.resize(cols: Self.dimension(cols), rows: Self.dimension(rows))
-                        } else if message.type == "input", let text = message.data {
+                        case .input(let text):
                             shell.input(Array(text.utf8))
+                        case .ready, .exit, nil:
+                            continue
                         }
                     default:
                         shell.input(Array(buffer: frame.data))
@@ -77,7 +79,7 @@ extension Gateway {
                         try await outbound.write(.binary(bytes))
                         shell.written(bytes.readableBytes)
                     case .exit(let status):
-                        try await outbound.write(.text(TerminalMessage(type: "exit", status: status).json))
+                        try await outbound.write(.text(TerminalMessage.exit(status: status).json))
                     }
                 }
             }

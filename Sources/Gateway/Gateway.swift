@@ -99,8 +99,8 @@ public struct Gateway: Sendable {
         let session: ResolvedSession
         do {
             session = try await backend.resolve(claims, token: token)
-        } catch let error as APIError {
-            metrics.authorizationFailed(error.code)
+        } catch {
+            if let refusal = APIError.reported(error) { metrics.authorizationFailed(refusal.code) }
             throw error
         }
         if let wake = session.wakeDuration { metrics.wakeLatency.recordNanoseconds(wake.nanoseconds) }

@@ -465,16 +465,19 @@ import Testing
             let created = try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer(token)) {
                 try Self.decode([SessionInfo].self, $0)
             }
-            let states = SessionState.allCases.filter { $0 != .deleted }
+            // A way to each live state, through the machine.
+            let paths: [[SessionStateMachine.Command]] = [[], [.start], [.start, .agentReady], [.start, .stop],
+                                                          [.start, .stop, .stopped], [.start, .agentFailed]]
             for (index, session) in created.enumerated() {
-                let state = states[index % states.count]
+                for command in paths[index % paths.count] {
+                    _ = try await store.transition(
+                        sessionId: session.id, command, reason: "\(command) \(index): \"quoted\" \\ tab\t newline\n é 🚀 \u{1}")
+                }
                 let at = Date(timeIntervalSince1970: 1_764_000_000 + Double(index) * 86_399.0 + Double(index * 37 % 1000) / 1000)
                 let activity = AgentHeartbeat(openConnections: index, openChannels: 1, bytesIn: UInt64(index) << 40,
                                               bytesOut: 5, lastInputAt: index % 2 == 0 ? at : nil, lastConnectionAt: at)
                 let json = String(decoding: try FlareJSON.encoder().encode(activity), as: UTF8.self)
                 try await store.updateSession(id: session.id) {
-                    $0.state = state
-                    $0.stateReason = "reason \(index): \"quoted\" \\ tab\t newline\n é 🚀 \u{1}"
                     $0.lastHeartbeatAt = index % 3 == 0 ? nil : at
                     $0.activityJson = index % 4 == 1 ? nil : json
                     $0.updatedAt = at
@@ -522,10 +525,8 @@ import Testing
         let store = harness.server.store
         try await harness.run { client in
             let (token, session) = try await Self.userWithSession(client, "events@example.com")
-            var state = SessionState.created
-            for next in [SessionState.starting, .running, .stopping, .sleeping] {
-                _ = try await store.transition(sessionId: session.id, from: state, to: next, reason: "to \(next)", at: Date())
-                state = next
+            for command: SessionStateMachine.Command in [.start, .agentReady, .stop, .stopped] {
+                _ = try await store.transition(sessionId: session.id, command, reason: "\(command)")
             }
             let pages = try await Self.allPages(client, "/api/sessions/dev/events?limit=2", token: token, as: SessionEvent.self)
             #expect(pages.map(\.count) == [2, 2, 1])

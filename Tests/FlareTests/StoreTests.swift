@@ -60,18 +60,31 @@ import Testing
             agentPid: nil, agentEndpoint: nil, lastHeartbeatAt: nil, activityJson: nil, createdAt: Date(),
             updatedAt: Date(), latestSnapshotId: nil)
         try await store.insertSession(session, reason: "created")
-        // A transition from the wrong state changes nothing.
-        #expect(try await store.transition(sessionId: "ses_1", from: .running, to: .stopping, reason: "x", at: Date()) == nil)
-        let moved = try await store.transition(sessionId: "ses_1", from: .created, to: .starting, reason: "go", at: Date())
-        #expect(moved?.state == .starting)
+        // A command the machine refuses, or that changes nothing, writes nothing.
+        guard case .refused = try await store.transition(sessionId: "ses_1", .agentReady, reason: "x") else {
+            Issue.record("agentReady on a created session was not refused")
+            return
+        }
+        guard case .unchanged = try await store.transition(sessionId: "ses_1", .stop, reason: "x") else {
+            Issue.record("stopping a created session changed it")
+            return
+        }
+        #expect(try await store.transition(sessionId: "ses_nope", .start, reason: "x") == nil)
+        let moved = try await store.transition(sessionId: "ses_1", .start, reason: "go")
+        #expect(moved?.session.state == .starting)
         let events = try await store.events(sessionId: "ses_1")
         #expect(events.map(\.toState) == [.created, .starting])
         #expect(events.last?.reason == "go")
+        // Nothing else changes a state.
+        await #expect(throws: StoreError.stateChangeOutsideMachine) {
+            try await store.updateSession(id: "ses_1") { $0.state = .running }
+        }
+        #expect(try await store.session(id: "ses_1")?.state == .starting)
         // Names are unique among live sessions only.
         var twin = session
         twin.id = "ses_2"
         await #expect(throws: StoreError.duplicate) { try await store.insertSession(twin, reason: "created") }
-        _ = try await store.transition(sessionId: "ses_1", from: .starting, to: .deleted, reason: "bye", at: Date())
+        _ = try await store.transition(sessionId: "ses_1", .delete, reason: "bye")
         try await store.insertSession(twin, reason: "created")
         #expect(try await store.session(ownerId: owner.id, reference: "dev")?.id == "ses_2")
     }

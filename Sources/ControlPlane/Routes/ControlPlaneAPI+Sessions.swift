@@ -15,7 +15,7 @@ extension ControlPlaneAPI {
         group.post("/sessions") { request, context -> EditedResponse<SessionInfo> in
             let user = try context.requireUser()
             let body = try await request.decodeJSON(SessionCreateRequest.self, context: context)
-            try Self.validateName(body.name, what: "session name")
+            try ResourceName.validate(body.name, what: "session name")
             guard let template = try await store.template(ownerId: user.id, reference: body.template) else {
                 throw APIError.notFound("template \(body.template)")
             }

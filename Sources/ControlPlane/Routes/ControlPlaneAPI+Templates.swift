@@ -22,7 +22,7 @@ extension ControlPlaneAPI {
         group.post("/templates") { request, context -> EditedResponse<TemplateInfo> in
             let user = try context.requireUser()
             let body = try await request.decodeJSON(TemplateCreateRequest.self, context: context)
-            try Self.validateName(body.name, what: "template name")
+            try ResourceName.validate(body.name, what: "template name")
             let template = TemplateRecord(id: FlareID.make("tpl"), ownerId: user.id, name: body.name,
                                           description: body.description ?? "", activeVersionId: nil, createdAt: Date())
             do {
@@ -49,7 +49,7 @@ extension ControlPlaneAPI {
             var version = TemplateVersionRecord(id: FlareID.make("tv"), templateId: template.id, version: valid.version,
                                                 manifestJson: manifestJSON, createdAt: Date(), promotedAt: nil)
             if builds != nil {
-                version.buildState = (valid.manifest.files.isEmpty ? TemplateBuildState.queued : .awaitingBundle).rawValue
+                version.buildState = valid.manifest.files.isEmpty ? .queued : .awaitingBundle
             }
             do {
                 try await store.insertTemplateVersion(version)
@@ -143,7 +143,9 @@ extension ControlPlaneAPI {
             guard rename(temporary.path, builds.bundlePath(versionId: version.id).path) == 0 else {
                 throw APIError(.internalServerError, code: "internal", "cannot keep the bundle")
             }
-            try await store.updateTemplateVersion(id: version.id) { $0.buildState = TemplateBuildState.queued.rawValue }
+            guard case .moved = try await store.buildTransition(versionId: version.id, .bundleStored) else {
+                throw APIError.conflict("version \(version.version) is no longer waiting for a bundle", code: "invalid_state")
+            }
             try await store.audit(userId: user.id, action: "template.version.bundle", target: version.id,
                                   detail: "\(template.name)@\(version.version)")
             return try await store.templateVersion(id: version.id)?.info ?? version.info
@@ -204,17 +206,5 @@ extension ControlPlaneAPI {
         return TemplateInfo(id: template.id, name: template.name, description: template.description,
                             activeVersion: versions.first { $0.id == template.activeVersionId },
                             versions: versions, createdAt: template.createdAt)
-    }
-
-    /// Names of templates and sessions: DNS-label-like, so `ssh NAME.flare` works.
-    static func validateName(_ name: String, what: String) throws {
-        let allowed = name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
-        guard (1...63).contains(name.count), allowed, name.first != "-", name.last != "-",
-              !name.hasPrefix("ses_"), !name.hasPrefix("tpl_")
-        else {
-            throw APIError.badRequest(
-                "\(what) must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'",
-                code: "invalid_name")
-        }
     }
 }

@@ -1,6 +1,5 @@
 import Crypto
 import FlareContracts
-import FlareHTTP
 import Foundation
 import Logging
 
@@ -32,63 +31,51 @@ public final class SessionLifecycle: Sendable {
     /// `running` when the agent reports ready.
     func start(_ sessionId: String, reason: String) async throws -> SessionRecord {
         try await mutex.withLock(sessionId) {
-            let session = try await self.load(sessionId)
-            switch SessionStateMachine.apply(.start, to: session.state) {
-            case .unchanged: return session
-            case .refused(let message): throw APIError.conflict(message, code: "invalid_state")
-            case .moveTo(let next):
-                let token = Self.newSecret()
-                guard let starting = try await self.store.transition(
-                    sessionId: sessionId, from: session.state, to: next, reason: reason, at: Date(),
-                    update: { $0.agentTokenHash = Self.hash(token); $0.agentPid = nil; $0.agentEndpoint = nil })
-                else { throw APIError.conflict("the session changed; try again", code: "invalid_state") }
-                do {
-                    let version = try await self.store.templateVersion(id: session.templateVersionId)
-                    try await self.channels.open(sessionId, owner: try self.driver.agentOwner(of: sessionId))
-                    let handle = try await self.driver.start(AgentLaunchSpec(
-                        sessionId: sessionId, controlDirectory: self.channels.channelDirectory(sessionId),
-                        agentToken: token, image: version?.buildImage, resources: version?.manifest.resources))
-                    try await self.store.updateSession(id: sessionId) {
-                        $0.agentPid = handle.pid
-                        $0.agentEndpoint = handle.endpoint
-                    }
-                } catch {
-                    return try await self.fail(starting, reason: "the runtime could not start the agent: \(error)")
-                }
-                self.watchReadiness(sessionId)
-                return try await self.load(sessionId)
+            let token = Self.newSecret()
+            let starting: SessionRecord
+            switch try await self.transition(sessionId, .start, reason: reason, update: {
+                $0.agentTokenHash = Self.hash(token); $0.agentPid = nil; $0.agentEndpoint = nil
+            }) {
+            case .unchanged(let session): return session
+            case .refused(let message, _): throw ServiceError.conflict(message, code: "invalid_state")
+            case .moved(let session, _): starting = session
             }
+            do {
+                let version = try await self.store.templateVersion(id: starting.templateVersionId)
+                try await self.channels.open(sessionId, owner: try self.driver.agentOwner(of: sessionId))
+                let handle = try await self.driver.start(AgentLaunchSpec(
+                    sessionId: sessionId, controlDirectory: self.channels.channelDirectory(sessionId),
+                    agentToken: token, image: version?.buildImage, resources: version?.manifest.resources))
+                try await self.store.updateSession(id: sessionId) {
+                    $0.agentPid = handle.pid
+                    $0.agentEndpoint = handle.endpoint
+                }
+            } catch {
+                return try await self.fail(sessionId, .agentFailed, reason: "the runtime could not start the agent: \(error)")
+            }
+            self.watchReadiness(sessionId)
+            return try await self.load(sessionId)
         }
     }
 
     /// The agent said it is ready to serve.
     func agentReady(_ sessionId: String) async throws {
         try await mutex.withLock(sessionId) {
-            let session = try await self.load(sessionId)
-            guard case .moveTo(let next) = SessionStateMachine.apply(.agentReady, to: session.state) else { return }
-            _ = try await self.store.transition(sessionId: sessionId, from: session.state, to: next,
-                                                reason: "agent ready", at: Date())
+            _ = try await self.transition(sessionId, .agentReady, reason: "agent ready")
         }
     }
 
     /// Stops a session: the agent ends and the session sleeps.
     func stop(_ sessionId: String, reason: String) async throws -> SessionRecord {
         try await mutex.withLock(sessionId) {
-            let session = try await self.load(sessionId)
-            switch SessionStateMachine.apply(.stop, to: session.state) {
-            case .unchanged: return session
-            case .refused(let message): throw APIError.conflict(message, code: "invalid_state")
-            case .moveTo(let next):
-                _ = try await self.store.transition(sessionId: sessionId, from: session.state, to: next,
-                                                    reason: reason, at: Date())
+            switch try await self.transition(sessionId, .stop, reason: reason) {
+            case .unchanged(let session): return session
+            case .refused(let message, _): throw ServiceError.conflict(message, code: "invalid_state")
+            case .moved:
                 await self.driver.stop(sessionId: sessionId, grace: self.stopGrace)
                 await self.driver.remove(sessionId: sessionId)
                 self.channels.close(sessionId)
-                guard let slept = try await self.store.transition(
-                    sessionId: sessionId, from: next, to: .sleeping, reason: "agent stopped", at: Date(),
-                    update: Self.clearAgent)
-                else { return try await self.load(sessionId) }
-                return slept
+                return try await self.transition(sessionId, .stopped, reason: "agent stopped", update: Self.clearAgent).session
             }
         }
     }
@@ -98,15 +85,14 @@ public final class SessionLifecycle: Sendable {
         try await mutex.withLock(sessionId) {
             let session = try await self.load(sessionId)
             guard case .moveTo = SessionStateMachine.apply(.delete, to: session.state) else {
-                throw APIError.notFound("session")
+                throw ServiceError.notFound("session")
             }
             if [.starting, .running, .stopping].contains(session.state) {
                 await self.driver.stop(sessionId: sessionId, grace: self.stopGrace)
             }
             await self.driver.remove(sessionId: sessionId)
             self.channels.close(sessionId)
-            _ = try await self.store.transition(sessionId: sessionId, from: session.state, to: .deleted,
-                                                reason: reason, at: Date(), update: Self.clearAgent)
+            _ = try await self.transition(sessionId, .delete, reason: reason, update: Self.clearAgent)
         }
     }
 
@@ -114,16 +100,15 @@ public final class SessionLifecycle: Sendable {
     func agentExited(_ sessionId: String, description: String) async {
         do {
             try await mutex.withLock(sessionId) {
-                let session = try await self.load(sessionId)
-                guard case .moveTo = SessionStateMachine.apply(.agentFailed, to: session.state) else { return }
-                _ = try await self.fail(session, reason: description)
+                _ = try await self.fail(sessionId, .agentFailed, reason: description)
             }
         } catch {
             logger.error("could not record agent exit", metadata: ["session.id": "\(sessionId)", "error": "\(error)"])
         }
     }
 
-    /// After a restart: re-attach to agents still running, mark the rest failed.
+    /// After a restart: re-attach to agents still running; the rest are lost (a stopping session
+    /// then sleeps, a starting or running one has failed).
     func recover() async throws {
         for session in try await store.sessions(inStates: [.starting, .running, .stopping]) {
             try await mutex.withLock(session.id) {
@@ -135,14 +120,10 @@ public final class SessionLifecycle: Sendable {
                     return
                 }
                 self.channels.close(session.id)
-                if session.state == .stopping {
-                    await self.driver.remove(sessionId: session.id)
-                    _ = try await self.store.transition(
-                        sessionId: session.id, from: .stopping, to: .sleeping,
-                        reason: "stop completed after a control-plane restart", at: Date(), update: Self.clearAgent)
-                } else {
-                    _ = try await self.fail(session, reason: "the agent was lost while the control plane was down")
-                }
+                if session.state == .stopping { await self.driver.remove(sessionId: session.id) }
+                let reason = session.state == .stopping
+                    ? "stop completed after a control-plane restart" : "the agent was lost while the control plane was down"
+                _ = try await self.fail(session.id, .agentLost, reason: reason)
             }
         }
     }
@@ -152,23 +133,39 @@ public final class SessionLifecycle: Sendable {
         Task {
             try? await Task.sleep(for: timeout)
             try? await self.mutex.withLock(sessionId) {
-                let session = try await self.load(sessionId)
-                guard session.state == .starting else { return }
+                guard try await self.load(sessionId).state == .starting else { return }
                 await self.driver.stop(sessionId: sessionId, grace: .seconds(2))
-                _ = try await self.fail(session, reason: "the agent did not report ready within \(timeout)")
+                _ = try await self.fail(sessionId, .readyTimedOut, reason: "the agent did not report ready within \(timeout)")
             }
         }
     }
 
-    private func fail(_ session: SessionRecord, reason: String) async throws -> SessionRecord {
-        logger.warning("session failed", metadata: ["session.id": "\(session.id)", "reason": "\(reason)"])
-        channels.close(session.id)
-        return try await store.transition(sessionId: session.id, from: session.state, to: .failed, reason: reason,
-                                          at: Date(), update: Self.clearAgent) ?? session
+    /// Applies a command that ends the agent (failure, ready timeout, loss) and closes the
+    /// session's channel when the machine moved it.
+    private func fail(_ sessionId: String, _ command: SessionStateMachine.Command, reason: String) async throws
+        -> SessionRecord
+    {
+        let outcome = try await transition(sessionId, command, reason: reason, update: Self.clearAgent)
+        if case .moved(let session, _) = outcome {
+            if session.state == .failed {
+                logger.warning("session failed", metadata: ["session.id": "\(sessionId)", "reason": "\(reason)"])
+            }
+            channels.close(sessionId)
+        }
+        return outcome.session
+    }
+
+    private func transition(_ sessionId: String, _ command: SessionStateMachine.Command, reason: String,
+                            update: @Sendable @escaping (inout SessionRecord) -> Void = { _ in }) async throws
+        -> SessionTransition
+    {
+        guard let outcome = try await store.transition(sessionId: sessionId, command, reason: reason, update: update)
+        else { throw ServiceError.notFound("session") }
+        return outcome
     }
 
     private func load(_ sessionId: String) async throws -> SessionRecord {
-        guard let session = try await store.session(id: sessionId) else { throw APIError.notFound("session") }
+        guard let session = try await store.session(id: sessionId) else { throw ServiceError.notFound("session") }
         return session
     }
 

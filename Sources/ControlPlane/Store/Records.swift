@@ -61,14 +61,14 @@ struct TemplateVersionRecord: FlareRecord {
     var manifestJson: String
     var createdAt: Date
     var promotedAt: Date?
-    var buildState: String = TemplateBuildState.notNeeded.rawValue
+    var buildState: TemplateBuildState = .notNeeded
     var buildAttempts: Int = 0
     var buildImage: String?
     var buildImageId: String?
     var buildError: String?
 
     var build: TemplateBuildInfo {
-        TemplateBuildInfo(state: TemplateBuildState(rawValue: buildState) ?? .deadLettered, attempts: buildAttempts,
+        TemplateBuildInfo(state: buildState, attempts: buildAttempts,
                           image: buildImage, imageId: buildImageId, error: buildError)
     }
 
@@ -160,3 +160,6 @@ struct AuditRecord: FlareRecord {
 }
 
 extension SessionState: DatabaseValueConvertible {}
+
+/// Stored as its raw value; a value this version does not know fails the read loudly.
+extension TemplateBuildState: DatabaseValueConvertible {}

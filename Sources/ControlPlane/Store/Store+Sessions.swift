@@ -36,32 +36,44 @@ extension Store {
         }
     }
 
-    /// Moves a session to `state` and records the event, in one transaction. `update` may change
-    /// other columns of the row at the same time.
+    /// Applies `command` to the session's current state through ``SessionStateMachine``, in one
+    /// transaction: when the machine moves it, the new state, its reason and its event are written
+    /// together, and `update` may change other columns of the row. The only way a session's state
+    /// changes. Nil when there is no such session.
     func transition(
-        sessionId: String, from: SessionState, to state: SessionState, reason: String, at date: Date,
+        sessionId: String, _ command: SessionStateMachine.Command, reason: String, at date: Date = Date(),
         update: @Sendable @escaping (inout SessionRecord) -> Void = { _ in }
-    ) async throws -> SessionRecord? {
+    ) async throws -> SessionTransition? {
         try await write { db in
-            guard var session = try SessionRecord.fetchOne(db, key: sessionId), session.state == from else {
-                return nil
+            guard var session = try SessionRecord.fetchOne(db, key: sessionId) else { return nil }
+            let from = session.state
+            switch SessionStateMachine.apply(command, to: from) {
+            case .unchanged:
+                return .unchanged(session)
+            case .refused(let why):
+                return .refused(why, session)
+            case .moveTo(let state):
+                session.state = state
+                session.stateReason = reason
+                session.updatedAt = date
+                update(&session)
+                session.state = state
+                try session.update(db)
+                try SessionEventRecord(id: nil, sessionId: sessionId, fromState: from, toState: state, reason: reason,
+                                       createdAt: date).insert(db)
+                return .moved(session, from: from)
             }
-            session.state = state
-            session.stateReason = reason
-            session.updatedAt = date
-            update(&session)
-            try session.update(db)
-            try SessionEventRecord(id: nil, sessionId: sessionId, fromState: from, toState: state, reason: reason,
-                                   createdAt: date).insert(db)
-            return session
         }
     }
 
-    /// Changes columns of a session without a state change.
+    /// Changes columns of a session other than its state (which only
+    /// ``transition(sessionId:_:reason:at:update:)`` changes).
     func updateSession(id: String, _ update: @Sendable @escaping (inout SessionRecord) -> Void) async throws {
         try await write { db in
             guard var session = try SessionRecord.fetchOne(db, key: id) else { return }
+            let (state, reason) = (session.state, session.stateReason)
             update(&session)
+            guard session.state == state, session.stateReason == reason else { throw StoreError.stateChangeOutsideMachine }
             try session.update(db)
         }
     }

@@ -47,7 +47,6 @@ extension Store {
 }
 
 extension Store {
-    /// Takes the oldest queued build, marking it `building` with one more attempt; nil if none.
     /// Queued builds, oldest first, with their template's owner.
     func queuedBuilds() async throws -> [(version: TemplateVersionRecord, ownerId: String)] {
         try await read { db in
@@ -59,25 +58,45 @@ extension Store {
         }
     }
 
-    /// Moves a queued build to building (one attempt more); nil if it is no longer queued.
-    func claimBuild(id: String) async throws -> TemplateVersionRecord? {
+    /// Applies `event` to the version's build state through ``TemplateBuildStateMachine``, in one
+    /// transaction; `update` may change the build's other columns when it moves. The only way a
+    /// build's state changes. Nil when there is no such version.
+    func buildTransition(
+        versionId: String, _ event: TemplateBuildStateMachine.Event,
+        update: @escaping @Sendable (inout TemplateVersionRecord) -> Void = { _ in }
+    ) async throws -> BuildTransition? {
         try await write { db in
-            guard var version = try TemplateVersionRecord.fetchOne(db, key: id),
-                  version.buildState == TemplateBuildState.queued.rawValue
-            else { return nil }
-            version.buildState = TemplateBuildState.building.rawValue
-            version.buildAttempts += 1
-            try version.update(db)
-            return version
+            guard let version = try TemplateVersionRecord.fetchOne(db, key: versionId) else { return nil }
+            return try Self.buildTransition(version, event, update: update, db)
         }
     }
 
+    private static func buildTransition(
+        _ version: TemplateVersionRecord, _ event: TemplateBuildStateMachine.Event,
+        update: (inout TemplateVersionRecord) -> Void, _ db: Database
+    ) throws -> BuildTransition {
+        switch TemplateBuildStateMachine.apply(event, to: version.buildState) {
+        case .refused(let why):
+            return .refused(why, version)
+        case .moveTo(let state):
+            var moved = version
+            update(&moved)
+            moved.buildState = state
+            try moved.update(db)
+            return .moved(moved)
+        }
+    }
+
+    /// Changes a version's columns other than its build state (which only
+    /// ``buildTransition(versionId:_:update:)`` changes).
     func updateTemplateVersion(id: String, _ change: @escaping @Sendable (inout TemplateVersionRecord) -> Void)
         async throws
     {
         try await write { db in
             guard var version = try TemplateVersionRecord.fetchOne(db, key: id) else { return }
+            let state = version.buildState
             change(&version)
+            guard version.buildState == state else { throw StoreError.stateChangeOutsideMachine }
             try version.update(db)
         }
     }
@@ -85,7 +104,17 @@ extension Store {
     /// Builds interrupted by a server restart go back to the queue.
     func requeueInterruptedBuilds() async throws {
         try await write { db in
-            try db.execute(sql: "UPDATE template_versions SET build_state = 'queued' WHERE build_state = 'building'")
+            for version in try TemplateVersionRecord.filter(Column("build_state") == TemplateBuildState.building.rawValue)
+                .fetchAll(db)
+            {
+                _ = try Self.buildTransition(version, .interrupted, update: { _ in }, db)
+            }
         }
     }
+}
+
+/// What applying an event to a stored build did.
+enum BuildTransition: Sendable {
+    case moved(TemplateVersionRecord)
+    case refused(String, TemplateVersionRecord)
 }

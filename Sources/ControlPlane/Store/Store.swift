@@ -46,4 +46,6 @@ enum StoreError: Error, Equatable {
     case duplicate
     /// A list's cursor does not name an item of that list.
     case unknownCursor
+    /// A write tried to change a session's state other than through its state machine.
+    case stateChangeOutsideMachine
 }

@@ -62,7 +62,9 @@ struct TemplateBuilder: Sendable {
         while !Task.isCancelled {
             let queued = try await store.queuedBuilds()
             if let pick = turns.next(queued.map { FairQueue.Entry(id: $0.version.id, owner: $0.ownerId) }),
-               let version = try await store.claimBuild(id: pick.id)
+               case .moved(let version) = try await store.buildTransition(versionId: pick.id, .claim, update: {
+                   $0.buildAttempts += 1
+               })
             {
                 turns.served(pick.owner)
                 await build(version)
@@ -194,8 +196,7 @@ struct TemplateBuilder: Sendable {
                 imageId = try await runSetup(version, image: packagesTag, tag: tag, user: user, labels: labels, log: log)
             }
             let builtId = imageId
-            try await store.updateTemplateVersion(id: version.id) {
-                $0.buildState = TemplateBuildState.succeeded.rawValue
+            _ = try await store.buildTransition(versionId: version.id, .succeed) {
                 $0.buildImage = tag
                 $0.buildImageId = builtId
                 $0.buildError = nil
@@ -207,8 +208,7 @@ struct TemplateBuilder: Sendable {
             let final = version.buildAttempts >= Self.maxAttempts
             log.append("== failed: \(message)\n" + (final ? "== giving up after \(Self.maxAttempts) attempts\n" : "== retrying\n"))
             logger.warning("template build failed", metadata: ["template.version": "\(version.id)", "error": "\(message)"])
-            try? await store.updateTemplateVersion(id: version.id) {
-                $0.buildState = (final ? TemplateBuildState.deadLettered : .queued).rawValue
+            _ = try? await store.buildTransition(versionId: version.id, final ? .gaveUp : .attemptFailed) {
                 $0.buildError = String(message)
             }
         }

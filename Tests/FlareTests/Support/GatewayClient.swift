@@ -136,3 +136,10 @@ final class TerminalDriver: @unchecked Sendable {
         return nil
     }
 }
+
+/// What the tests read off the gateway's messages.
+extension TerminalMessage {
+    var terminal: String? { if case .ready(let terminal, _) = self { terminal } else { nil } }
+    var resumed: Bool? { if case .ready(_, let resumed) = self { resumed } else { nil } }
+    var status: Int32? { if case .exit(let status) = self { status } else { nil } }
+}

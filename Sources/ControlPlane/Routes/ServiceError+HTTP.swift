@@ -1,0 +1,18 @@
+import FlareHTTP
+import Hummingbird
+
+/// The one place a service's refusal becomes an HTTP status.
+extension ServiceError: APIErrorConvertible {
+    var apiError: APIError {
+        let status: HTTPResponse.Status = switch kind {
+        case .invalid: .badRequest
+        case .forbidden: .forbidden
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .tooLarge: .contentTooLarge
+        case .upstreamFailed: .badGateway
+        case .unavailable: .serviceUnavailable
+        }
+        return APIError(status, code: code, message)
+    }
+}
