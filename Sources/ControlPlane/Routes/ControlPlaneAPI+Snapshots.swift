@@ -78,7 +78,7 @@ extension ControlPlaneAPI {
     /// Snapshots as users see them (`/api/sessions/{session}/snapshots`).
     func addUserSnapshotRoutes(to group: RouterGroup<FlareRequestContext>) {
         group.get("/sessions/{session}/snapshots") { _, context -> [SnapshotInfo] in
-            let session = try await session(context)
+            let session = try await session(context, for: .snapshotList)
             return try await store.snapshots(sessionId: session.id).reversed().map {
                 var info = $0.info
                 info.latest = $0.id == session.latestSnapshotId
@@ -87,12 +87,12 @@ extension ControlPlaneAPI {
         }
 
         group.get("/sessions/{session}/snapshots/{id}/content") { _, context -> Response in
-            try await archiveResponse(try await userSnapshot(context), context: context)
+            try await archiveResponse(try await userSnapshot(context, for: .snapshotDownload), context: context)
         }
 
         group.post("/sessions/{session}/snapshots") { _, context -> EditedResponse<SnapshotInfo> in
             let user = try context.requireUser()
-            let session = try await session(context)
+            let session = try await session(context, for: .snapshotSave)
             guard session.state == .running else {
                 throw APIError.conflict("session \(session.name) is \(session.state.rawValue); a snapshot is taken "
                     + "automatically when it stops, or start it to save one now", code: "session_not_running")
@@ -121,8 +121,8 @@ extension ControlPlaneAPI {
 
         group.post("/sessions/{session}/snapshots/{id}/restore") { _, context -> EditedResponse<SnapshotInfo> in
             let user = try context.requireUser()
-            let session = try await session(context)
-            let snapshot = try await userSnapshot(context)
+            let session = try await session(context, for: .snapshotRestore)
+            let snapshot = try await userSnapshot(context, for: .snapshotRestore)
             try await store.audit(userId: user.id, action: "snapshot.restore", target: snapshot.id)
             guard session.state == .running else {
                 // Applied by the next wake, which restores the session's latest snapshot.
@@ -141,8 +141,8 @@ extension ControlPlaneAPI {
 
         group.delete("/sessions/{session}/snapshots/{id}") { _, context -> HTTPResponse.Status in
             let user = try context.requireUser()
-            let session = try await session(context)
-            let snapshot = try await userSnapshot(context)
+            let session = try await session(context, for: .snapshotDelete)
+            let snapshot = try await userSnapshot(context, for: .snapshotDelete)
             guard snapshot.id != session.latestSnapshotId else {
                 throw APIError.conflict("\(snapshot.id) is the session's latest snapshot; its next wake restores it",
                                         code: "snapshot_in_use")
@@ -167,8 +167,8 @@ extension ControlPlaneAPI {
                                                .contentLength: String(snapshot.archiveBytes)], body: body)
     }
 
-    private func userSnapshot(_ context: FlareRequestContext) async throws -> SnapshotRecord {
-        let session = try await session(context)
+    private func userSnapshot(_ context: FlareRequestContext, for action: Action) async throws -> SnapshotRecord {
+        let session = try await session(context, for: action)
         let id = try context.parameters.require("id")
         let all = try await store.snapshots(sessionId: session.id)
         let wanted = id == "latest" ? session.latestSnapshotId : id

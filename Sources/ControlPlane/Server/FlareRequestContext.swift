@@ -35,4 +35,9 @@ public struct FlareRequestContext: RequestContext, WebSocketRequestContext, Gate
         guard let user else { throw APIError.unauthorized() }
         return user
     }
+
+    /// The signed-in user as a service's actor, or 401.
+    func actor() throws -> Caller {
+        Caller(try requireUser())
+    }
 }

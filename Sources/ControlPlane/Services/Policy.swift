@@ -1,0 +1,74 @@
+/// The actor of a service call: who is asking.
+struct Caller: Sendable, Equatable {
+    let userId: String
+    /// For event reasons and audit lines: `started by a@b.co`.
+    let email: String
+
+    init(_ user: UserRecord) {
+        userId = user.id
+        email = user.email
+    }
+}
+
+/// A role in the place a resource belongs to. Today every resource belongs to one account, whose
+/// holder is its owner; workspaces (the next issue) give members the other roles.
+enum Role: Int, Comparable, CaseIterable, Sendable {
+    case viewer, member, admin, owner
+
+    static func < (a: Role, b: Role) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// What an actor may ask for.
+enum Action: String, CaseIterable, Sendable {
+    case sessionList, sessionCreate, sessionRead, sessionStart, sessionStop, sessionDelete, sessionLogs
+    case sessionIssueRuntimeToken, sessionRevokeRuntimeTokens
+    case snapshotList, snapshotDownload, snapshotSave, snapshotRestore, snapshotDelete
+}
+
+/// The one authorization policy: for each action, the least role that may do it to anything, and
+/// the least role that may do it to a resource the actor created. Every service call passes
+/// through ``authorize(_:_:role:createdBy:)``. A resource the actor has no role on does not exist
+/// for them (404, never 403, so ids cannot be probed).
+enum Policy {
+    struct Rule: Equatable, Sendable {
+        /// May do it to any resource of the place.
+        let any: Role
+        /// May do it to a resource they created (at most `any`).
+        let own: Role
+    }
+
+    static let rules: [Action: Rule] = [
+        .sessionList: Rule(any: .viewer, own: .viewer),
+        .sessionRead: Rule(any: .viewer, own: .viewer),
+        .sessionCreate: Rule(any: .member, own: .member),
+        .sessionStart: Rule(any: .admin, own: .member),
+        .sessionStop: Rule(any: .admin, own: .member),
+        .sessionDelete: Rule(any: .admin, own: .member),
+        .sessionLogs: Rule(any: .admin, own: .member),
+        .sessionIssueRuntimeToken: Rule(any: .owner, own: .member),
+        .sessionRevokeRuntimeTokens: Rule(any: .admin, own: .member),
+        .snapshotList: Rule(any: .viewer, own: .viewer),
+        .snapshotDownload: Rule(any: .admin, own: .member),
+        .snapshotSave: Rule(any: .admin, own: .member),
+        .snapshotRestore: Rule(any: .admin, own: .member),
+        .snapshotDelete: Rule(any: .admin, own: .member),
+    ]
+
+    /// Allows `action` for an actor holding `role` (nil: none) on a resource created by
+    /// `createdBy` (nil for actions on the place itself), or throws the refusal.
+    static func authorize(_ actor: Caller, _ action: Action, role: Role?, createdBy: String?) throws {
+        guard let role else { throw ServiceError.notFound("that") }
+        guard let rule = rules[action] else { throw ServiceError(.forbidden, code: "forbidden", "\(action) is not allowed") }
+        let needed = createdBy == nil || createdBy == actor.userId ? rule.own : rule.any
+        guard role >= needed else {
+            throw ServiceError(.forbidden, code: "forbidden",
+                               "\(action.rawValue) needs the \(needed) role; you are \(role)")
+        }
+    }
+
+    /// The actor's role on a resource of account `ownerId`: today the account's holder owns
+    /// everything in it, and nobody else has a role.
+    static func role(of actor: Caller, inAccount ownerId: String) -> Role? {
+        actor.userId == ownerId ? .owner : nil
+    }
+}

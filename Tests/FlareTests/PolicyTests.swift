@@ -1,0 +1,45 @@
+@testable import ControlPlane
+import Foundation
+import Testing
+
+/// The authorization policy, enumerated: every action, every role, on the caller's own resource
+/// and on someone else's, against a table written out here.
+@Suite struct PolicyTests {
+    /// Per action: the least role on one's own resource, then on anyone's (v, m, a, o).
+    static let expected: [Action: (own: Role, any: Role)] = [
+        .sessionList: (.viewer, .viewer), .sessionRead: (.viewer, .viewer), .sessionCreate: (.member, .member),
+        .sessionStart: (.member, .admin), .sessionStop: (.member, .admin), .sessionDelete: (.member, .admin),
+        .sessionLogs: (.member, .admin), .sessionIssueRuntimeToken: (.member, .owner),
+        .sessionRevokeRuntimeTokens: (.member, .admin),
+        .snapshotList: (.viewer, .viewer), .snapshotDownload: (.member, .admin), .snapshotSave: (.member, .admin),
+        .snapshotRestore: (.member, .admin), .snapshotDelete: (.member, .admin),
+    ]
+
+    let caller = Caller(UserRecord(id: "usr_me", email: "me@example.com", passwordHash: "", createdAt: Date()))
+
+    func allowed(_ action: Action, _ role: Role?, createdBy: String?) -> Bool {
+        (try? Policy.authorize(caller, action, role: role, createdBy: createdBy)) != nil
+    }
+
+    @Test func everyActionForEveryRole() {
+        #expect(Set(Self.expected.keys) == Set(Action.allCases), "the table covers every action")
+        for action in Action.allCases {
+            guard let (own, any) = Self.expected[action] else { continue }
+            for role in Role.allCases {
+                #expect(allowed(action, role, createdBy: "usr_me") == (role >= own), "\(action) own as \(role)")
+                #expect(allowed(action, role, createdBy: "usr_other") == (role >= any), "\(action) anyone's as \(role)")
+            }
+        }
+    }
+
+    /// Without a role the resource does not exist for the caller: a 404, never a 403.
+    @Test func noRoleIsNotFound() {
+        for action in Action.allCases {
+            #expect(throws: ServiceError.notFound("that")) {
+                try Policy.authorize(caller, action, role: nil, createdBy: "usr_me")
+            }
+        }
+        #expect(Policy.role(of: caller, inAccount: "usr_me") == .owner)
+        #expect(Policy.role(of: caller, inAccount: "usr_other") == nil)
+    }
+}
