@@ -151,6 +151,13 @@ struct DockerRuntimeTests {
         // Following a build that cannot progress until someone uploads its bundle ends at once.
         let follow = try fixture.flare(["build", "log", "base@2", "--follow"], timeout: 20)
         #expect(follow.status == 0 && follow.stdout.contains("waiting for the bundle"), "\(follow.stdout) \(follow.stderr)")
+        // Two good bundles at once for the same version: one is kept, the other is told so.
+        let good = fixture.directory.path("good.tar")
+        #expect(try TestProcess.run(["tar", "-cf", good, "-C", bundle, "etc/tool/config"]).status == 0)
+        async let first = api.put("/api/templates/base/versions/2/bundle", file: good)
+        async let second = api.put("/api/templates/base/versions/2/bundle", file: good)
+        let statuses = try await [first.0, second.0].sorted()
+        #expect(statuses == [200, 409], "\(statuses)")
     }
 
     @Test func aRestartedServerAdoptsItsRunningContainers() throws {

@@ -139,12 +139,18 @@ extension ControlPlaneAPI {
             try await Self.receive(request.body, into: temporary, limit: builds.maxBundleBytes)
             let paths = version.manifest.files.map { "/" + $0.from }
             try await builds.check(bundle: temporary, paths: paths)
-            try FileManager.default.createDirectory(at: builds.bundleDirectory, withIntermediateDirectories: true)
-            guard rename(temporary.path, builds.bundlePath(versionId: version.id).path) == 0 else {
-                throw APIError(.internalServerError, code: "internal", "cannot keep the bundle")
-            }
-            guard case .moved = try await store.buildTransition(versionId: version.id, .bundleStored) else {
-                throw APIError.conflict("version \(version.version) is no longer waiting for a bundle", code: "invalid_state")
+            // Two uploads for one version both pass their checks: only the first one is kept, and
+            // a later one changes nothing (the bundle the build uses is the one answered for).
+            try await bundleUploads.withLock(version.id) {
+                guard try await store.templateVersion(id: version.id)?.buildState == .awaitingBundle else {
+                    throw APIError.conflict("version \(version.version) is no longer waiting for a bundle",
+                                            code: "invalid_state")
+                }
+                try FileManager.default.createDirectory(at: builds.bundleDirectory, withIntermediateDirectories: true)
+                guard rename(temporary.path, builds.bundlePath(versionId: version.id).path) == 0 else {
+                    throw APIError(.internalServerError, code: "internal", "cannot keep the bundle")
+                }
+                _ = try await store.buildTransition(versionId: version.id, .bundleStored)
             }
             try await store.audit(userId: user.id, action: "template.version.bundle", target: version.id,
                                   detail: "\(template.name)@\(version.version)")

@@ -37,6 +37,8 @@ struct ControlPlaneAPI: Sendable {
     let runtimeTokenLifetime: TimeInterval = 5 * 60
     /// Snapshot bytes promised to uploads in flight.
     let storageReservations = StorageReservations()
+    /// One bundle is kept per version: uploads for the same version take turns at keeping theirs.
+    let bundleUploads = KeyedMutex()
     /// Sign-up, sign-in and token issuance limits (429 past them).
     var rateLimits = AuthRateLimits()
 
