@@ -26,19 +26,6 @@ public struct JSONWriter {
         return writer.bytes
     }
 
-    /// `values` as a JSON array.
-    public static func encode<C: Collection>(_ values: C) -> [UInt8] where C.Element: JSONWritable {
-        var writer = JSONWriter(capacity: 64 + values.count * 512)
-        writer.array(values)
-        return writer.bytes
-    }
-
-    public mutating func array<C: Collection>(_ values: C) where C.Element: JSONWritable {
-        array { writer in
-            for value in values { value.write(to: &writer) }
-        }
-    }
-
     /// An array whose elements `body` writes.
     public mutating func array(_ body: (inout JSONWriter) throws -> Void) rethrows {
         separate()
@@ -70,12 +57,6 @@ public struct JSONWriter {
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    public mutating func field(_ key: StaticString, _ value: Bool) {
-        self.key(key)
-        separate()
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
-    }
-
     public mutating func field(_ key: StaticString, _ value: Date) {
         self.key(key)
         date(value)
@@ -88,10 +69,6 @@ public struct JSONWriter {
 
     /// Leaves the field out when `value` is nil, as `JSONEncoder` does.
     public mutating func field(_ key: StaticString, _ value: Date?) {
-        if let value { field(key, value) }
-    }
-
-    public mutating func field(_ key: StaticString, _ value: String?) {
         if let value { field(key, value) }
     }
 

@@ -554,4 +554,34 @@ import Testing
             }
         }
     }
+
+    /// The sign-in lookup is one statement that checks expiry and revocation itself: a token past
+    /// its expiry, or revoked, is refused on every route, while a live one next to them works.
+    @Test func expiredAndRevokedAccessTokensAreRefused() async throws {
+        let harness = try Harness()
+        let store = harness.server.store
+        try await harness.run { client in
+            _ = try await Self.register(client, "tokens@example.com")
+            let user = try #require(try await store.user(email: "tokens@example.com"))
+            let now = Date()
+            for (secret, expires, revoked) in [("live-secret", now.addingTimeInterval(600), nil as Date?),
+                                               ("expired-secret", now.addingTimeInterval(-1), nil),
+                                               ("revoked-secret", now.addingTimeInterval(600), now)] {
+                try await store.insertAccessToken(AccessTokenRecord(
+                    tokenHash: SessionLifecycle.hash(secret), userId: user.id, createdAt: now.addingTimeInterval(-60),
+                    expiresAt: expires, revokedAt: revoked))
+            }
+            for path in ["/api/me", "/api/sessions"] {
+                try await client.execute(uri: path, method: .get, headers: Self.bearer("live-secret")) {
+                    #expect($0.status == .ok, "\(path)")
+                }
+                for secret in ["expired-secret", "revoked-secret", "never-issued"] {
+                    try await client.execute(uri: path, method: .get, headers: Self.bearer(secret)) {
+                        #expect($0.status == .unauthorized, "\(secret) on \(path)")
+                        #expect(String(buffer: $0.body).contains("invalid_token"))
+                    }
+                }
+            }
+        }
+    }
 }

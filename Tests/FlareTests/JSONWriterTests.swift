@@ -56,8 +56,10 @@ import Testing
             #expect(written(value) == (try encoded(value)))
         }
         for list in [[], [values[0]], values] {
-            #expect(String(decoding: JSONWriter.encode(list), as: UTF8.self) == (try encoded(list)))
+            var writer = JSONWriter()
+            writer.array { json in list.forEach { $0.write(to: &json) } }
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == (try encoded(list)))
+            #expect(try FlareJSON.decoder().decode([SessionInfo].self, from: Data(writer.bytes)) == list)
         }
-        #expect(try FlareJSON.decoder().decode([SessionInfo].self, from: Data(JSONWriter.encode(values))) == values)
     }
 }

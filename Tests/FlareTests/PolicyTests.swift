@@ -35,7 +35,7 @@ import Testing
     /// Without a role the resource does not exist for the caller: a 404, never a 403.
     @Test func noRoleIsNotFound() {
         for action in Action.allCases {
-            #expect(throws: ServiceError.notFound("that")) {
+            #expect(throws: ServiceError(.notFound, code: "not_found", "not found")) {
                 try Policy.authorize(caller, action, role: nil, createdBy: "usr_me")
             }
         }

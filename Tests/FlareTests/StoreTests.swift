@@ -72,7 +72,7 @@ import Testing
         #expect(try await store.transition(sessionId: "ses_nope", .start, reason: "x") == nil)
         let moved = try await store.transition(sessionId: "ses_1", .start, reason: "go")
         #expect(moved?.session.state == .starting)
-        let events = try await store.events(sessionId: "ses_1")
+        let events = try await store.events(sessionId: "ses_1", limit: 100, after: nil).items
         #expect(events.map(\.toState) == [.created, .starting])
         #expect(events.last?.reason == "go")
         // Nothing else changes a state.

@@ -28,13 +28,9 @@ struct ListPaging: Sendable {
         cursor = query["cursor"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// Runs the store's page query, turning an unknown cursor into a 400.
+    /// Runs the store's page query for this page (an unknown cursor is a 400).
     func fetch<Result>(_ query: (Int, String?) async throws -> Result) async throws -> Result {
-        do {
-            return try await query(limit, cursor)
-        } catch StoreError.unknownCursor {
-            throw APIError.badRequest("cursor \(cursor ?? "") is not an item of this list", code: "invalid_cursor")
-        }
+        try await Paging.fetch(cursor: cursor) { try await query(limit, cursor) }
     }
 
     /// The page's items, with the `Link` to the next page when there is one.

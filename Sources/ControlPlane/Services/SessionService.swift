@@ -17,7 +17,7 @@ struct SessionService: Sendable {
     /// One page of the actor's sessions, already written as the API's JSON.
     func list(_ actor: Caller, limit: Int, after cursor: String?) async throws -> JSONPage {
         try Policy.authorize(actor, .sessionList, role: Policy.role(of: actor, inAccount: actor.userId), createdBy: nil)
-        return try await Self.paged(cursor) {
+        return try await Paging.fetch(cursor: cursor) {
             try await store.sessionListingsJSON(ownerId: actor.userId, limit: limit, after: cursor)
         }
     }
@@ -64,7 +64,7 @@ struct SessionService: Sendable {
         -> Page<SessionEvent>
     {
         let session = try await authorized(actor, .sessionRead, reference)
-        let page = try await Self.paged(cursor) { try await store.events(sessionId: session.id, limit: limit, after: cursor) }
+        let page = try await Paging.fetch(cursor: cursor) { try await store.events(sessionId: session.id, limit: limit, after: cursor) }
         return Page(items: page.items.map(\.event), next: page.next)
     }
 
@@ -151,14 +151,5 @@ struct SessionService: Sendable {
                 try? FlareJSON.decoder().decode(AgentHeartbeat.self, from: Data($0.utf8))
             } : nil,
             createdAt: session.createdAt, updatedAt: session.updatedAt)
-    }
-
-    /// A list query whose unknown cursor is the caller's mistake.
-    static func paged<T>(_ cursor: String?, _ query: () async throws -> T) async throws -> T {
-        do {
-            return try await query()
-        } catch StoreError.unknownCursor {
-            throw ServiceError(.invalid, code: "invalid_cursor", "cursor \(cursor ?? "") is not an item of this list")
-        }
     }
 }

@@ -57,7 +57,7 @@ extension Store {
                 session.stateReason = reason
                 session.updatedAt = date
                 update(&session)
-                session.state = state
+                guard session.state == state else { throw StoreError.stateChangeOutsideMachine }
                 try session.update(db)
                 try SessionEventRecord(id: nil, sessionId: sessionId, fromState: from, toState: state, reason: reason,
                                        createdAt: date).insert(db)
@@ -75,13 +75,6 @@ extension Store {
             update(&session)
             guard session.state == state, session.stateReason == reason else { throw StoreError.stateChangeOutsideMachine }
             try session.update(db)
-        }
-    }
-
-    /// All of a session's events, in order.
-    func events(sessionId: String) async throws -> [SessionEventRecord] {
-        try await read { db in
-            try SessionEventRecord.filter(Column("session_id") == sessionId).order(Column("id")).fetchAll(db)
         }
     }
 
