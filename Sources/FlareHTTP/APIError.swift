@@ -67,3 +67,13 @@ extension APIError {
         (error as? APIError) ?? (error as? any APIErrorConvertible)?.apiError
     }
 }
+
+extension Request {
+    /// The token of an `Authorization: Bearer …` header: the one parser every BurstFlare server
+    /// uses (access, agent, gateway and runtime tokens).
+    public var bearerToken: String? {
+        guard let header = headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return nil }
+        let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+}

@@ -108,10 +108,7 @@ public struct Gateway: Sendable {
     }
 
     static func token(in request: Request) -> String? {
-        if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
-            return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        }
-        return request.uri.queryParameters["token"].map(String.init)
+        request.bearerToken ?? request.uri.queryParameters["token"].map(String.init)
     }
 }
 

@@ -242,12 +242,16 @@ struct IsolationTests {
             ("GET", "/api/sessions/\(id)/snapshots", nil),
             ("GET", "/api/sessions/\(id)/snapshots/\(snapshotId)/content", nil),
             ("POST", "/api/sessions/\(id)/snapshots/\(snapshotId)/restore", "{}"),
+            ("POST", "/api/sessions/\(id)/snapshots", "{}"),
+            ("DELETE", "/api/sessions/\(id)/snapshots/\(snapshotId)", nil),
             ("POST", "/api/sessions/\(id)/stop", "{}"), ("POST", "/api/sessions/\(id)/start", "{}"),
             ("POST", "/api/sessions/\(id)/runtime-token", #"{"purpose":"ssh"}"#),
             ("POST", "/api/sessions/\(id)/runtime-tokens/revoke", "{}"),
             ("DELETE", "/api/sessions/\(id)", nil), ("GET", "/api/templates/base", nil),
             ("GET", "/api/templates/base/versions/1/build-log", nil),
             ("POST", "/api/templates/base/promote", #"{"version":"1"}"#),
+            ("POST", "/api/templates/base/versions", #"{"version":"2","manifest":{"image":"debian:bookworm"}}"#),
+            ("PUT", "/api/templates/base/versions/1/bundle", "not a tar"),
             ("POST", "/api/sessions", #"{"name":"mine","template":"base"}"#),
         ]
         for (method, path, body) in attempts {
@@ -256,6 +260,7 @@ struct IsolationTests {
         }
         let listed = try Curl.request(fixture.url + "/api/sessions", headers: intruder)
         #expect(listed.status == 200 && !listed.body.contains(id))
+        #expect(try fixture.flare(["snapshot", "list", "dev", "--json"]).stdout.contains(snapshotId))
         #expect(try fixture.flare(["ssh", "dev", "--", "echo still-mine"]).stdout == "still-mine\n")
     }
 

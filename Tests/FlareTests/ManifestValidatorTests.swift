@@ -1,6 +1,5 @@
 @testable import ControlPlane
 import FlareContracts
-import FlareHTTP
 import Foundation
 import Testing
 
@@ -13,8 +12,8 @@ import Testing
         do {
             _ = try validate(json)
             return nil
-        } catch let error as APIError {
-            #expect(error.status == .badRequest)
+        } catch let error as ServiceError {
+            #expect(error.kind == .invalid)
             return error.message
         } catch {
             return "\(error)"

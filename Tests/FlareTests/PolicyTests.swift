@@ -13,6 +13,11 @@ import Testing
         .sessionRevokeRuntimeTokens: (.member, .admin),
         .snapshotList: (.viewer, .viewer), .snapshotDownload: (.member, .admin), .snapshotSave: (.member, .admin),
         .snapshotRestore: (.member, .admin), .snapshotDelete: (.member, .admin),
+        .templateList: (.viewer, .viewer), .templateRead: (.viewer, .viewer), .buildLogRead: (.viewer, .viewer),
+        .templateCreate: (.admin, .admin), .templateVersionCreate: (.admin, .admin),
+        .templateBundleUpload: (.admin, .admin), .templatePromote: (.admin, .admin),
+        .accountRead: (.viewer, .owner), .accountSignOut: (.viewer, .owner), .sshKeyList: (.viewer, .owner),
+        .sshKeyAdd: (.viewer, .owner), .sshKeyDelete: (.viewer, .owner),
     ]
 
     let caller = Caller(UserRecord(id: "usr_me", email: "me@example.com", passwordHash: "", createdAt: Date()))

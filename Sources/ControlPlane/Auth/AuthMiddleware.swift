@@ -2,7 +2,8 @@ import FlareHTTP
 import Foundation
 import Hummingbird
 
-/// Requires `Authorization: Bearer <access token>` and puts the user in the context.
+/// Requires `Authorization: Bearer <access token>` and puts the user in the context (read by
+/// ``UserRequestContext``).
 struct UserAuthMiddleware: RouterMiddleware {
     typealias Context = FlareRequestContext
     let store: Store
@@ -10,7 +11,7 @@ struct UserAuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard let token = bearerToken(request) else {
+        guard let token = request.bearerToken else {
             throw APIError.unauthorized("sign in first: no access token was sent")
         }
         let hash = SessionLifecycle.hash(token)
@@ -18,15 +19,14 @@ struct UserAuthMiddleware: RouterMiddleware {
             throw APIError.unauthorized("the access token is invalid or expired; sign in again", code: "invalid_token")
         }
         var context = context
-        context.user = user
-        context.accessTokenHash = hash
+        context.authenticated = .user(user, accessTokenHash: hash)
         context.logger[metadataKey: "user.id"] = "\(user.id)"
         return try await next(request, context)
     }
 }
 
 /// Requires the per-session agent token of the session the channel is bound to, and puts that
-/// session in the context.
+/// session in the context (read by ``AgentRequestContext``).
 struct AgentAuthMiddleware: RouterMiddleware {
     typealias Context = FlareRequestContext
     let store: Store
@@ -36,21 +36,15 @@ struct AgentAuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard let token = bearerToken(request),
+        guard let token = request.bearerToken,
               let session = try await store.session(agentTokenHash: SessionLifecycle.hash(token)),
               session.id == boundSession
         else { throw APIError.unauthorized("unknown agent token", code: "invalid_agent_token") }
         var context = context
-        context.agentSession = session
+        context.authenticated = .agent(session)
         context.logger[metadataKey: "session.id"] = "\(session.id)"
         return try await next(request, context)
     }
-}
-
-func bearerToken(_ request: Request) -> String? {
-    guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return nil }
-    let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
-    return token.isEmpty ? nil : token
 }
 
 /// Requires the gateway token (the `gateway-token` file in the data directory) on the routes
@@ -63,9 +57,11 @@ struct GatewayAuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard let token = bearerToken(request),
+        guard let token = request.bearerToken,
               constantTimeEqual(SessionLifecycle.hash(token), tokenHash)
         else { throw APIError.unauthorized("unknown gateway token", code: "invalid_gateway_token") }
+        var context = context
+        context.authenticated = .gateway
         return try await next(request, context)
     }
 }

@@ -8,7 +8,7 @@ import NIOCore
 extension ControlPlaneAPI {
     /// What standalone gateways call (gateway token): register, resolve a token, re-check open
     /// connections, and follow revocations.
-    func addGatewayRoutes(to group: RouterGroup<FlareRequestContext>, backend: EmbeddedGatewayBackend,
+    func addGatewayRoutes(to group: RouterGroup<GatewayLinkRequestContext>, backend: EmbeddedGatewayBackend,
                           verifier: RuntimeTokenVerifier) {
         group.post("/register") { request, context -> GatewayRegisterResponse in
             let body = try await request.decodeJSON(GatewayRegisterRequest.self, context: context)

@@ -5,7 +5,9 @@ import Foundation
 import Gateway
 import Hummingbird
 
-/// The control plane's HTTP API. Each area's routes live in a `ControlPlaneAPI+Area.swift` file.
+/// The control plane's HTTP API. Each area's routes live in a `ControlPlaneAPI+Area.swift` file;
+/// they decode, call one of the services (`Services/`) and encode. A route group has its own
+/// context type, whose caller is never optional.
 struct ControlPlaneAPI: Sendable {
     let store: Store
     let lifecycle: SessionLifecycle
@@ -15,12 +17,8 @@ struct ControlPlaneAPI: Sendable {
     let agentHeartbeatSeconds: Int
     /// Where snapshot archives are kept.
     let blobs: FileBlobStore
-    /// The largest snapshot accepted.
-    let maxSnapshotBytes: Int64
-    /// Snapshots kept per session: stops prune the oldest; a manual save past it is refused.
-    let maxSnapshotsPerSession: Int
-    /// Snapshot storage each user may hold, over all their sessions.
-    let maxStoragePerUser: Int64
+    /// Snapshot size, count and storage limits.
+    let snapshotLimits: SnapshotLimits
     /// Commands to running agents.
     let commands: AgentCommandBroker
     /// Cuts live connections (here and in standalone gateways) when access is taken away.
@@ -46,10 +44,9 @@ struct ControlPlaneAPI: Sendable {
         router.get("/api/health") { _, _ in HealthResponse(status: "ok", version: FlareVersion.current) }
         addAuthRoutes(to: router)
         let authenticated = router.group("/api").add(middleware: UserAuthMiddleware(store: store))
+            .group(context: UserRequestContext.self)
         addAccountRoutes(to: authenticated)
         addTemplateRoutes(to: authenticated)
-        addBuildLogRoute(to: authenticated)
-        addBundleRoute(to: authenticated)
         addSessionRoutes(to: authenticated)
         addUserSnapshotRoutes(to: authenticated)
     }
@@ -59,9 +56,39 @@ struct ControlPlaneAPI: Sendable {
         let router = Router(context: FlareRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         let agent = router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store, boundSession: sessionId))
+            .group(context: AgentRequestContext.self)
         addAgentRoutes(to: agent)
         addAgentSnapshotRoutes(to: agent)
         return router
+    }
+
+    // The services the routes call; each is a few references, made per request.
+
+    var accounts: AccountService {
+        AccountService(store: store, hasher: hasher, revocations: revocations, singleUser: singleUser,
+                       accessTokenLifetime: accessTokenLifetime)
+    }
+
+    var sessions: SessionService {
+        SessionService(store: store, lifecycle: lifecycle, revocations: revocations, signingKey: signingKey,
+                       runtimeTokenLifetime: runtimeTokenLifetime)
+    }
+
+    var templates: TemplateService {
+        TemplateService(store: store, builds: builds, resourceCeilings: resourceCeilings)
+    }
+
+    var templateBuilds: BuildService {
+        BuildService(store: store, templates: templates, builds: builds, bundleUploads: bundleUploads)
+    }
+
+    var snapshots: SnapshotService {
+        SnapshotService(store: store, sessions: sessions, blobs: blobs, commands: commands,
+                        limits: snapshotLimits, reservations: storageReservations)
+    }
+
+    var agents: AgentService {
+        AgentService(store: store, lifecycle: lifecycle, commands: commands, heartbeatSeconds: agentHeartbeatSeconds)
     }
 }
 
@@ -84,7 +111,7 @@ extension RevokeResponse: ResponseEncodable {}
 
 extension Request {
     /// Decodes a JSON body, with a message that says what is wrong when it is not valid.
-    func decodeJSON<T: Decodable>(_ type: T.Type, context: FlareRequestContext, limit: Int = 64 * 1024)
+    func decodeJSON<T: Decodable>(_ type: T.Type, context: some RequestContext, limit: Int = 64 * 1024)
         async throws -> T
     {
         let buffer: ByteBuffer

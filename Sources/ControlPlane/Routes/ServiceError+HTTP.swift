@@ -6,13 +6,17 @@ extension ServiceError: APIErrorConvertible {
     var apiError: APIError {
         let status: HTTPResponse.Status = switch kind {
         case .invalid: .badRequest
+        case .unauthenticated: .unauthorized
         case .forbidden: .forbidden
         case .notFound: .notFound
         case .conflict: .conflict
         case .tooLarge: .contentTooLarge
+        case .corrupt: .unprocessableContent
         case .upstreamFailed: .badGateway
         case .unavailable: .serviceUnavailable
         }
-        return APIError(status, code: code, message)
+        var error = APIError(status, code: code, message)
+        if kind == .unauthenticated { error.headers[.wwwAuthenticate] = "Bearer" }
+        return error
     }
 }

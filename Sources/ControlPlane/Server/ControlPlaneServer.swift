@@ -150,9 +150,9 @@ public final class ControlPlaneServer: Service, Sendable {
         api = ControlPlaneAPI(store: store, lifecycle: lifecycle, hasher: PasswordHasher(cost: configuration.bcryptCost),
                               signingKey: signingKey, agentHeartbeatSeconds: configuration.agentHeartbeatSeconds,
                               blobs: try FileBlobStore(directory: configuration.dataDirectory.appendingPathComponent("blobs")),
-                              maxSnapshotBytes: configuration.maxSnapshotBytes,
-                              maxSnapshotsPerSession: configuration.maxSnapshotsPerSession,
-                              maxStoragePerUser: configuration.maxStoragePerUser,
+                              snapshotLimits: SnapshotLimits(maxSnapshotBytes: configuration.maxSnapshotBytes,
+                                                             maxSnapshotsPerSession: configuration.maxSnapshotsPerSession,
+                                                             maxStoragePerUser: configuration.maxStoragePerUser),
                               commands: AgentCommandBroker(),
                               revocations: RevocationHub(revokeLocally: { gateway.revoke($0) }),
                               builds: Self.buildsImages(configuration)
@@ -202,7 +202,8 @@ public final class ControlPlaneServer: Service, Sendable {
         let router = Router(context: FlareRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         api.addRoutes(to: router)
-        api.addGatewayRoutes(to: router.group("/gateway/v1").add(middleware: GatewayAuthMiddleware(tokenHash: gatewayTokenHash)),
+        api.addGatewayRoutes(to: router.group("/gateway/v1").add(middleware: GatewayAuthMiddleware(tokenHash: gatewayTokenHash))
+                                 .group(context: GatewayLinkRequestContext.self),
                              backend: gatewayBackend, verifier: gateway.verifier)
         gateway.addRoutes(to: router)
         let store = self.store

@@ -7,19 +7,26 @@ import NIOCore
 import HummingbirdWebSocket
 
 /// Per-request context: Hummingbird's core storage, the WebSocket upgrade slot, and whoever
-/// the auth middlewares found.
+/// the auth middlewares found. Routes never read the found caller from here: each authenticated
+/// group has its own context type (``UserRequestContext``, ``AgentRequestContext``,
+/// ``GatewayLinkRequestContext``) whose caller is not optional, made once after its middleware.
 public struct FlareRequestContext: RequestContext, WebSocketRequestContext, GatewayRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<FlareRequestContext>
     /// What the gateway's upgrade check found, for the upgraded handler.
     public let gatewayAuthorization = GatewayAuthorizationBox()
     public let connectionChannel: any Channel
-    /// The signed-in user (set by ``UserAuthMiddleware``).
-    var user: UserRecord?
-    /// The access token's hash, for logout.
-    var accessTokenHash: String?
-    /// The session whose agent is calling (set by ``AgentAuthMiddleware``).
-    var agentSession: SessionRecord?
+    /// What the auth middlewares found, for the group's own context.
+    var authenticated: Authenticated?
+
+    enum Authenticated {
+        /// ``UserAuthMiddleware``: the user and the hash of the access token they sent.
+        case user(UserRecord, accessTokenHash: String)
+        /// ``AgentAuthMiddleware``: the session whose agent is calling.
+        case agent(SessionRecord)
+        /// ``GatewayAuthMiddleware``: a standalone gateway with the gateway token.
+        case gateway
+    }
 
     /// Responses use the same JSON coding as every other BurstFlare process.
     public var responseEncoder: JSONEncoder { FlareJSON.encoder() }
@@ -29,15 +36,54 @@ public struct FlareRequestContext: RequestContext, WebSocketRequestContext, Gate
         connectionChannel = source.channel
         webSocket = .init()
     }
+}
 
-    /// The signed-in user, or 401.
-    func requireUser() throws -> UserRecord {
-        guard let user else { throw APIError.unauthorized() }
-        return user
+/// `/api` routes behind ``UserAuthMiddleware``: the signed-in user.
+struct UserRequestContext: ChildRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let user: UserRecord
+    /// The user as a service's actor.
+    let caller: Caller
+    /// The access token's hash, for logout.
+    let accessTokenHash: String
+
+    init(context: FlareRequestContext) throws {
+        guard case .user(let user, let hash) = context.authenticated else { throw APIError.unauthorized() }
+        coreContext = context.coreContext
+        self.user = user
+        caller = Caller(user)
+        accessTokenHash = hash
     }
 
-    /// The signed-in user as a service's actor, or 401.
-    func actor() throws -> Caller {
-        Caller(try requireUser())
+    var responseEncoder: JSONEncoder { FlareJSON.encoder() }
+}
+
+/// `/agent/v1` routes behind ``AgentAuthMiddleware``: the agent of the channel's one session.
+struct AgentRequestContext: ChildRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let agent: AgentCaller
+
+    init(context: FlareRequestContext) throws {
+        guard case .agent(let session) = context.authenticated else {
+            throw APIError.unauthorized("unknown agent token", code: "invalid_agent_token")
+        }
+        coreContext = context.coreContext
+        agent = AgentCaller(session: session)
     }
+
+    var responseEncoder: JSONEncoder { FlareJSON.encoder() }
+}
+
+/// `/gateway/v1` routes behind ``GatewayAuthMiddleware``: a standalone gateway.
+struct GatewayLinkRequestContext: ChildRequestContext {
+    var coreContext: CoreRequestContextStorage
+
+    init(context: FlareRequestContext) throws {
+        guard case .gateway = context.authenticated else {
+            throw APIError.unauthorized("unknown gateway token", code: "invalid_gateway_token")
+        }
+        coreContext = context.coreContext
+    }
+
+    var responseEncoder: JSONEncoder { FlareJSON.encoder() }
 }

@@ -23,6 +23,10 @@ enum Action: String, CaseIterable, Sendable {
     case sessionList, sessionCreate, sessionRead, sessionStart, sessionStop, sessionDelete, sessionLogs
     case sessionIssueRuntimeToken, sessionRevokeRuntimeTokens
     case snapshotList, snapshotDownload, snapshotSave, snapshotRestore, snapshotDelete
+    case templateList, templateRead, templateCreate, templateVersionCreate, templateBundleUpload, templatePromote
+    case buildLogRead
+    /// On one's own account (`createdBy` is the account): its details, keys and sign-outs.
+    case accountRead, accountSignOut, sshKeyList, sshKeyAdd, sshKeyDelete
 }
 
 /// The one authorization policy: for each action, the least role that may do it to anything, and
@@ -40,13 +44,20 @@ enum Policy {
     /// The table. A switch, so an action without a rule does not compile.
     static func rule(for action: Action) -> Rule {
         switch action {
-        case .sessionList, .sessionRead, .snapshotList: Rule(any: .viewer, own: .viewer)
+        case .sessionList, .sessionRead, .snapshotList, .templateList, .templateRead, .buildLogRead:
+            Rule(any: .viewer, own: .viewer)
         case .sessionCreate: Rule(any: .member, own: .member)
         case .sessionStart, .sessionStop, .sessionDelete, .sessionLogs, .sessionRevokeRuntimeTokens,
              .snapshotDownload, .snapshotSave, .snapshotRestore, .snapshotDelete:
             Rule(any: .admin, own: .member)
         // A shell in someone else's session is the owner's alone.
         case .sessionIssueRuntimeToken: Rule(any: .owner, own: .member)
+        // Templates are the place's, not their author's: managing them is an admin's.
+        case .templateCreate, .templateVersionCreate, .templateBundleUpload, .templatePromote:
+            Rule(any: .admin, own: .admin)
+        // Only the account's holder acts on it; nobody acts on someone else's.
+        case .accountRead, .accountSignOut, .sshKeyList, .sshKeyAdd, .sshKeyDelete:
+            Rule(any: .owner, own: .viewer)
         }
     }
 

@@ -1,5 +1,4 @@
 import FlareContracts
-import FlareHTTP
 
 /// Checks a template version request field by field. Every refusal is a 400 whose message names
 /// the field, e.g. `manifest.persistedPaths[1] must be an absolute path`.
@@ -42,8 +41,8 @@ enum ManifestValidator {
         return TemplateVersionCreateRequest(version: version, manifest: result)
     }
 
-    static func invalid(_ field: String, _ problem: String) -> APIError {
-        APIError.badRequest("\(field) \(problem)", code: "invalid_manifest")
+    static func invalid(_ field: String, _ problem: String) -> ServiceError {
+        ServiceError.invalid("\(field) \(problem)", code: "invalid_manifest")
     }
 
     private static func versionString(_ value: JSONValue?) throws -> String {
@@ -218,8 +217,8 @@ enum ManifestValidator {
     /// than the server allows.
     static func check(_ resources: TemplateResources?, within ceilings: TemplateResources) throws {
         guard let resources else { return }
-        func refuse(_ field: String, _ asked: String, _ limit: String) -> APIError {
-            APIError.badRequest("manifest.resources.\(field) asks for \(asked); this server allows at most \(limit) "
+        func refuse(_ field: String, _ asked: String, _ limit: String) -> ServiceError {
+            ServiceError.invalid("manifest.resources.\(field) asks for \(asked); this server allows at most \(limit) "
                 + "(the operator sets it with flare-server --max-session-\(field == "memoryMB" ? "memory-mib" : field))",
                 code: "resources_exceed_limit")
         }

@@ -1,5 +1,4 @@
 import FlareContracts
-import FlareHTTP
 import Snapshot
 import Foundation
 import Logging
@@ -365,7 +364,7 @@ struct TemplateBuilds: Sendable {
             let restorer = bounded
             _ = try await onThread { try restorer.restore(archive: bundle.path, root: root.path, persistedPaths: paths) }
         } catch let error as SnapshotError {
-            throw APIError.badRequest("the bundle was refused: \(error.message)", code: "invalid_bundle")
+            throw ServiceError.invalid("the bundle was refused: \(error.message)", code: "invalid_bundle")
         }
         for path in paths {
             var info = stat()
@@ -373,7 +372,7 @@ struct TemplateBuilds: Sendable {
             // The restore makes an empty directory where the archive had nothing.
             let empty = (try? FileManager.default.contentsOfDirectory(atPath: target))?.isEmpty ?? false
             guard lstat(target, &info) == 0, !empty else {
-                throw APIError.badRequest("the bundle has no \(path.dropFirst()), which manifest.files names",
+                throw ServiceError.invalid("the bundle has no \(path.dropFirst()), which manifest.files names",
                                           code: "invalid_bundle")
             }
         }
