@@ -34,15 +34,18 @@ let package = Package(
         .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CSpawn"),
 
+        // System calls in one place: spawn (with privilege drop), PTYs, Unix sockets, pipe sizes,
+        // fsync. The only target that imports CSpawn.
+        .target(name: "FlareSystem", dependencies: ["CSpawn"], swiftSettings: swiftSettings),
         // The only Swift wrapper over libssh.
         .target(
             name: "FlareSSH",
-            dependencies: ["CLibSSH", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLibSSH", "FlareSystem", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Snapshot",
-            dependencies: ["CLibArchive", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CLibArchive", "FlareSystem", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // Shared API types, IDs and the runtime-token format.
@@ -65,7 +68,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "FlareSSH", "Snapshot", "FlareContracts", "CSpawn",
+                "FlareSSH", "FlareSystem", "Snapshot", "FlareContracts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -77,7 +80,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "FlareSSH", "FlareContracts", "FlareHTTP",
+                "FlareSSH", "FlareSystem", "FlareContracts", "FlareHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -93,7 +96,7 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "Snapshot", "FlareContracts", "FlareHTTP", "Gateway",
+                "Snapshot", "FlareContracts", "FlareHTTP", "FlareSystem", "Gateway",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -109,7 +112,7 @@ let package = Package(
         .target(
             name: "FlareCLI",
             dependencies: [
-                "FlareContracts", "CSpawn", "Snapshot",
+                "FlareContracts", "FlareSystem", "Snapshot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -142,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "flare-agent",
             dependencies: [
-                "Agent", "Snapshot",
+                "Agent", "FlareSystem", "Snapshot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -152,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "FlareTests",
             dependencies: [
-                "ControlPlane", "Agent", "Gateway", "FlareContracts", "FlareHTTP", "FlareSSH", "Snapshot", "CSpawn",
+                "ControlPlane", "Agent", "Gateway", "FlareContracts", "FlareHTTP", "FlareSSH", "FlareSystem", "Snapshot",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,6 +1,6 @@
 import ArgumentParser
-import CSpawn
 import FlareContracts
+import FlareSystem
 import Foundation
 import NIOCore
 import NIOPosix
@@ -43,8 +43,8 @@ extension Flare {
                 throw GatewayRefusal.unreachable(gateway, error)
             }
             // ssh's pipes to us hold 64 KiB by default; 1 MiB lets each read take more.
-            _ = flare_set_pipe_size(0, 1 << 20)
-            _ = flare_set_pipe_size(1, 1 << 20)
+            Descriptors.setPipeSize(0, 1 << 20)
+            Descriptors.setPipeSize(1, 1 << 20)
             let close = try await connection.relayStandardIO()
             if let close, close.code != .normalClosure {
                 throw CLIError(GatewayRefusal.explain(close, session: info.name))

@@ -1,4 +1,5 @@
 import CLibSSH
+import FlareSystem
 import Foundation
 
 /// One SSH channel of a server connection. Used only on the connection's thread.

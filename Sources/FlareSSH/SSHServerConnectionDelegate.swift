@@ -1,3 +1,5 @@
+import FlareSystem
+
 /// Decides what a server connection allows. Called on the connection's own thread.
 public protocol SSHServerConnectionDelegate: AnyObject {
     /// Whether `key` may log in as `user`. Asked both for the client's probe and for the signed
@@ -69,21 +71,6 @@ extension SSHChannelDelegate {
     public func channel(_ channel: SSHChannel, signal name: String) {}
     public func channelAuthAgentRequest(_ channel: SSHChannel) {}
     public func channel(_ channel: SSHChannel, canWrite bytes: Int) {}
-}
-
-/// A terminal's size in characters and pixels.
-public struct TerminalSize: Sendable, Equatable {
-    public var columns: Int
-    public var rows: Int
-    public var pixelWidth: Int
-    public var pixelHeight: Int
-
-    public init(columns: Int, rows: Int, pixelWidth: Int = 0, pixelHeight: Int = 0) {
-        self.columns = columns
-        self.rows = rows
-        self.pixelWidth = pixelWidth
-        self.pixelHeight = pixelHeight
-    }
 }
 
 /// A client's `pty-req`.

@@ -1,4 +1,5 @@
 import FlareContracts
+import FlareSystem
 import Foundation
 import HummingbirdWebSocket
 import Logging
@@ -71,7 +72,7 @@ extension Gateway {
     static func connect(to endpoint: AgentEndpoint, on eventLoop: any EventLoop) async throws
         -> NIOAsyncChannel<ByteBuffer, ByteBuffer>
     {
-        let socket = try AgentSocket.connect(path: endpoint.socketPath)
+        let socket = try UnixSocket.connect(path: endpoint.socketPath, what: "the agent's socket")
         // NIO owns the descriptor from here on (and closes it, on failure too).
         return try await ClientBootstrap(group: eventLoop)
             // Small first reads keep idle connections cheap (a buffer is allocated per read); bulk

@@ -1,5 +1,6 @@
 import CLibArchive
 import Crypto
+import FlareSystem
 import Foundation
 
 /// Writes a snapshot of a session's persisted paths: pax tar compressed with zstd, streamed to a
@@ -220,7 +221,7 @@ final class ArchiveSink {
 
     /// Flushes the file to disk.
     func finish() throws {
-        guard fsync(descriptor) == 0 else { throw SnapshotError(.io, "cannot sync \(path)") }
+        guard Descriptors.sync(descriptor) else { throw SnapshotError(.io, "cannot sync \(path)") }
     }
 
     var digest: String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }

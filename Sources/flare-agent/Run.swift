@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import FlareContracts
+import FlareSystem
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -23,7 +24,7 @@ extension FlareAgent {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var logger = Logger(label: "flare-agent")
             logger[metadataKey: "session.id"] = "\(sessionId)"
-            hideAgentFromSessionProcesses()
+            Descriptors.hideFromSameUserProcesses()
             guard let token = ProcessInfo.processInfo.environment["FLARE_AGENT_TOKEN"], !token.isEmpty else {
                 throw ValidationError("FLARE_AGENT_TOKEN is not set")
             }

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import FlareSystem
 import Foundation
 
 /// Where the agent listens and what filesystem it serves; shared by `serve` and `run`.

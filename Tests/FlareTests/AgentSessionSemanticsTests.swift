@@ -1,3 +1,4 @@
+import FlareSystem
 import Foundation
 import Testing
 

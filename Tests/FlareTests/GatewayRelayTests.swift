@@ -1,6 +1,7 @@
 import Crypto
 import FlareContracts
 import FlareHTTP
+import FlareSystem
 import Foundation
 import Gateway
 import Hummingbird
@@ -119,7 +120,7 @@ final class FloodServer: @unchecked Sendable {
 
     init(path: String) throws {
         self.path = path
-        listener = try listeningUnixSocket(path: path, backlog: 4)
+        listener = try UnixSocket.listen(path: path, backlog: 4)
         let thread = Thread { [self] in
             let connection = accept(listener, nil, nil)
             guard connection >= 0 else { return }

@@ -1,4 +1,5 @@
 import FlareContracts
+import FlareSystem
 import Foundation
 import Testing
 

@@ -1,4 +1,5 @@
 import FlareContracts
+import FlareSystem
 import Foundation
 import Gateway
 import Testing
@@ -14,7 +15,7 @@ struct IsolationTests {
 
         init(path: String) throws {
             self.path = path
-            fd = try listeningUnixSocket(path: path)
+            fd = try UnixSocket.listen(path: path, backlog: 8)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
 
@@ -196,13 +197,13 @@ struct IsolationTests {
         let directory = try TemporaryDirectory()
         let marker = try MarkerSocket(path: directory.path("target.sock"))
         try FileManager.default.createSymbolicLink(atPath: directory.path("link.sock"), withDestinationPath: marker.path)
-        #expect(throws: AgentSocket.ConnectError.self) { try AgentSocket.connect(path: directory.path("link.sock")) }
+        #expect(throws: UnixSocket.Failure.self) { try UnixSocket.connect(path: directory.path("link.sock")) }
         #expect(!marker.wasReached)
         try Data("x".utf8).write(to: URL(fileURLWithPath: directory.path("file.sock")))
-        #expect(throws: AgentSocket.ConnectError.self) { try AgentSocket.connect(path: directory.path("file.sock")) }
+        #expect(throws: UnixSocket.Failure.self) { try UnixSocket.connect(path: directory.path("file.sock")) }
         try FileManager.default.createDirectory(atPath: directory.path("dir.sock"), withIntermediateDirectories: false)
-        #expect(throws: AgentSocket.ConnectError.self) { try AgentSocket.connect(path: directory.path("dir.sock")) }
-        let fd = try AgentSocket.connect(path: marker.path)
+        #expect(throws: UnixSocket.Failure.self) { try UnixSocket.connect(path: directory.path("dir.sock")) }
+        let fd = try UnixSocket.connect(path: marker.path)
         close(fd)
         #expect(marker.wasReached, "a real socket at the path itself is connected")
     }

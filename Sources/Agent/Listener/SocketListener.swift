@@ -1,4 +1,4 @@
-import CSpawn
+import FlareSystem
 import Foundation
 
 /// A listening socket (Unix or TCP) whose accepted descriptors are handed to libssh.
@@ -16,32 +16,11 @@ final class SocketListener: @unchecked Sendable {
     init(_ address: ListenAddress) throws {
         switch address {
         case .unix(let path):
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw Self.error("socket") }
-            unlink(path)
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            let bytes = Array(path.utf8)
-            guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-                Glibc.close(fd)
-                throw ListenError(description: "socket path too long: \(path)")
+            do {
+                descriptor = try UnixSocket.listen(path: path, backlog: 128, mode: 0o660)
+            } catch {
+                throw ListenError(description: "\(error)")
             }
-            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-                raw.copyBytes(from: bytes)
-                raw[bytes.count] = 0
-            }
-            let rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            guard rc == 0, listen(fd, 128) == 0 else {
-                let e = Self.error("bind \(path)")
-                Glibc.close(fd)
-                throw e
-            }
-            chmod(path, 0o660)
-            descriptor = fd
             self.address = address
         case .tcp(let host, let port):
             var hints = addrinfo()
@@ -92,15 +71,13 @@ final class SocketListener: @unchecked Sendable {
 
     /// A pending connection if there is one (non-blocking listeners).
     func acceptNow() -> Int32? {
-        let fd = CSpawn.accept4(descriptor, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-        return fd >= 0 ? fd : nil
+        Descriptors.accept(descriptor)
     }
 
     /// Blocks until a client connects; nil once the listener is closed.
     func accept() -> Int32? {
         while true {
-            let fd = CSpawn.accept4(descriptor, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-            if fd >= 0 { return fd }
+            if let fd = Descriptors.accept(descriptor) { return fd }
             if errno == EINTR || errno == ECONNABORTED { continue }
             if lock.withLock({ closed }) { return nil }
             if errno == EMFILE || errno == ENFILE {

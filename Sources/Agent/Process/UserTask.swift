@@ -1,4 +1,4 @@
-import CSpawn
+import FlareSystem
 import Foundation
 
 /// Work a root agent hands to a child running as the session's user, as sshd hands a session to

@@ -1,3 +1,4 @@
+import FlareSystem
 import Foundation
 
 /// An SFTP v3 server on stdin/stdout, for images without OpenSSH's `sftp-server`: the agent runs
@@ -216,7 +217,7 @@ public final class SFTPServer {
             link(from, to) == 0 ? status(id, .ok) : errnoStatus(id)
         case "fsync@openssh.com":
             guard case .file(let fd)? = handles[try reader.string()] else { return status(id, .failure, "no such handle") }
-            fsync(fd) == 0 ? status(id, .ok) : errnoStatus(id)
+            Descriptors.sync(fd) ? status(id, .ok) : errnoStatus(id)
         default:
             status(id, .unsupported, "\(name) is not supported")
         }

@@ -1,4 +1,5 @@
 import FlareSSH
+import FlareSystem
 import Foundation
 import Logging
 

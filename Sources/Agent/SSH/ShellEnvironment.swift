@@ -1,3 +1,4 @@
+import FlareSystem
 import Foundation
 
 /// Where and as whom the agent runs shells: the session's filesystem root stand-in, HOME, the

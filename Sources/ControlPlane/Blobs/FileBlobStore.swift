@@ -1,5 +1,6 @@
 import Crypto
 import FlareContracts
+import FlareSystem
 import Foundation
 
 /// Content-addressed blobs in a folder: `blobs/sha256/ab/abcdef…`. Writes are atomic (temp file,
@@ -53,11 +54,7 @@ public struct FileBlobStore: Sendable {
         guard rename(temporary.path, target.path) == 0 else {
             throw BlobError(description: "cannot store blob \(digest): \(String(cString: strerror(errno)))")
         }
-        let fd = open(folder.path, O_RDONLY | O_DIRECTORY)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
+        Descriptors.syncDirectory(folder.path)
     }
 
     /// The blob's path once its content has been checked against `digest`.

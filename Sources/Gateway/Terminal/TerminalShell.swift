@@ -1,5 +1,6 @@
 import FlareContracts
 import FlareSSH
+import FlareSystem
 import Foundation
 import NIOCore
 
@@ -62,7 +63,7 @@ final class TerminalShell: @unchecked Sendable {
                 let client: SSHClientSession
                 let channel: SSHClientChannel
                 do {
-                    client = try SSHClientSession(connectedSocket: try AgentSocket.connect(path: socketPath), user: "flare")
+                    client = try SSHClientSession(connectedSocket: try UnixSocket.connect(path: socketPath, what: "the agent's socket"), user: "flare")
                     try client.handshake(expectedHostKey: hostPublicKey)
                     try client.authenticate(with: serviceKey)
                     channel = try client.openShell(term: "xterm-256color", cols: cols, rows: rows)

@@ -1,4 +1,3 @@
-import CSpawn
 import Foundation
 
 /// The account a session's shells, commands and sftp run as when the agent itself runs as root:
@@ -42,13 +41,7 @@ public struct SessionUser: Sendable, Equatable {
 
     /// Gives `path` (a file or directory the agent made for the user) to the user, without
     /// following a link.
-    func own(_ path: String) {
+    public func own(_ path: String) {
         _ = lchown(path, uid, gid)
     }
-}
-
-/// Keeps the agent's secrets (its token in the environment, its memory) from the session's
-/// processes, even where they share its uid (the host runtime): the agent becomes non-dumpable.
-public func hideAgentFromSessionProcesses() {
-    _ = flare_set_undumpable()
 }

@@ -1,14 +1,13 @@
 import CSpawn
-import FlareSSH
 import Foundation
 
 /// A command the agent runs for a channel: a shell or `sh -c COMMAND`, on pipes or a PTY.
 ///
 /// The parent's ends are non-blocking and close-on-exec; the child starts with default signal
 /// handling, an empty signal mask and its own session (so a PTY becomes its controlling terminal).
-final class ChildProcess {
+public final class ChildProcess {
     /// What the child's standard streams are connected to.
-    enum IO {
+    public enum IO {
         case pipes
         case terminal(TerminalSize)
         /// `stdin` (the caller's, left open) as standard input, `extra` (when >= 0) as descriptor 3,
@@ -16,22 +15,22 @@ final class ChildProcess {
         case descriptors(stdin: Int32, extra: Int32)
     }
 
-    let pid: pid_t
+    public let pid: pid_t
     /// Write end of the child's stdin (pipes) or the PTY master (terminal).
-    let input: Int32
+    public let input: Int32
     /// Read end of the child's stdout (pipes) or the PTY master (terminal).
-    let output: Int32
+    public let output: Int32
     /// Read end of the child's stderr; -1 for a terminal.
-    let errorOutput: Int32
-    let isTerminal: Bool
+    public let errorOutput: Int32
+    public let isTerminal: Bool
 
-    struct SpawnError: Error, CustomStringConvertible {
-        let description: String
+    public struct SpawnError: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// Starts `executable` (a full path) with `arguments` (argv, including argv[0]) and
     /// `environment`, in `directory`; as `user` when given (the agent then runs as root).
-    init(executable: String, arguments: [String], environment: [String: String], directory: String, io: IO,
+    public init(executable: String, arguments: [String], environment: [String: String], directory: String, io: IO,
          user: SessionUser? = nil) throws {
         var childEnds: [Int32] = []
         defer { childEnds.forEach { close($0) } }
@@ -122,18 +121,18 @@ final class ChildProcess {
     }
 
     /// Sets the terminal size (and sends SIGWINCH to the foreground group).
-    func resize(to size: TerminalSize) {
+    public func resize(to size: TerminalSize) {
         guard isTerminal else { return }
         Self.resize(master: input, to: size)
     }
 
     /// Sends `signal` to the child's process group (the child leads its own session).
-    func signal(_ signal: Int32) {
+    public func signal(_ signal: Int32) {
         kill(-pid, signal)
     }
 
     /// Non-blocking check for exit.
-    func pollExit() -> ExitStatus? {
+    public func pollExit() -> ExitStatus? {
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
         guard rc == pid else { return nil }
@@ -152,19 +151,18 @@ final class ChildProcess {
             throw SpawnError(description: "pipe failed: \(String(cString: strerror(errno)))")
         }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        // 1 MiB instead of 64 KiB: bulk transfers then rarely wait on a full pipe (best effort;
-        // the kernel caps it at /proc/sys/fs/pipe-max-size).
-        _ = flare_set_pipe_size(fds[1], 1 << 20)
+        // 1 MiB instead of 64 KiB: bulk transfers then rarely wait on a full pipe.
+        Descriptors.setPipeSize(fds[1], 1 << 20)
         return (fds[0], fds[1])
     }
 }
 
 /// How a child ended, as SSH reports it.
-enum ExitStatus: Equatable {
+public enum ExitStatus: Equatable, Sendable {
     case exited(Int32)
     case signaled(name: String, coreDumped: Bool)
 
-    init(waitStatus status: Int32) {
+    public init(waitStatus status: Int32) {
         if flare_wifsignaled(status) != 0 {
             let number = flare_wtermsig(status)
             self = .signaled(name: Signals.name(of: number), coreDumped: flare_wcoredump(status) != 0)
@@ -175,14 +173,14 @@ enum ExitStatus: Equatable {
 }
 
 /// Signal names as SSH's `signal` and `exit-signal` messages spell them (no `SIG` prefix).
-enum Signals {
-    static let byName: [String: Int32] = [
+public enum Signals {
+    public static let byName: [String: Int32] = [
         "ABRT": SIGABRT, "ALRM": SIGALRM, "FPE": SIGFPE, "HUP": SIGHUP, "ILL": SIGILL, "INT": SIGINT,
         "KILL": SIGKILL, "PIPE": SIGPIPE, "QUIT": SIGQUIT, "SEGV": SIGSEGV, "TERM": SIGTERM, "USR1": SIGUSR1,
         "USR2": SIGUSR2,
     ]
 
-    static func name(of number: Int32) -> String {
+    public static func name(of number: Int32) -> String {
         byName.first { $0.value == number }?.key ?? "SIG\(number)"
     }
 }
