@@ -131,23 +131,18 @@ struct FlareServer: AsyncParsableCommand {
         let server = try ControlPlaneServer(configuration: configuration, logger: logger)
         let host = self.host
         let portFile = self.portFile
-        let service = ServerService(server: server) { port in
+        try await server.prepare()
+        // Every part of the server in one group: SIGTERM or SIGINT shuts them down in order (the
+        // long polls and streams, then the HTTP server's requests in flight, then the loops).
+        let group = ServiceGroup(configuration: server.groupConfiguration(onListening: { port in
             FileHandle.standardOutput.write(Data("flare-server listening on http://\(host):\(port)\n".utf8))
             if let portFile { try? "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8) }
-        }
-        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        }, stopOnSignals: true))
         try await group.run()
     }
 }
 
-/// Runs the server, reporting the bound port.
-struct ServerService: Service {
-    let server: ControlPlaneServer
-    let onListening: @Sendable (Int) async -> Void
-
-    func run() async throws {
-        try await server.run(onListening: onListening)
-    }
+enum ServerService {
 
     /// Runs Scripts/agent-bundle.sh (found next to the package, or in the path) for `agent`.
     static func makeAgentBundle(agent: String, at bundle: String, executableDirectory: URL) throws {

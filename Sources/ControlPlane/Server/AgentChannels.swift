@@ -48,8 +48,18 @@ final class AgentChannels: @unchecked Sendable {
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         chmod(directory.path, 0o700)
-        try? fm.removeItem(at: folder)
-        try fm.createDirectory(at: folder, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        // A folder left by an earlier run is kept, only its socket replaced: a live agent that
+        // run started has this very directory bound into its sandbox or container, and a new one
+        // in its place would leave the agent unable to dial home (ENOENT) until it is restarted.
+        var info = stat()
+        if lstat(folder.path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR,
+           info.st_uid == geteuid() || info.st_uid == owner {
+            unlink(socketPath(sessionId))
+            chmod(folder.path, 0o700)
+        } else {
+            try? fm.removeItem(at: folder)
+            try fm.createDirectory(at: folder, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        }
         if let owner { chown(folder.path, owner, getegid()) }
         let path = socketPath(sessionId)
         let listening = AsyncStream.makeStream(of: Bool.self)

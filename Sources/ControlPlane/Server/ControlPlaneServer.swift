@@ -236,61 +236,6 @@ public final class ControlPlaneServer: Service, Sendable {
             },
             logger: logger)
     }
-
-    /// Recovers sessions left by a previous run, then serves until shut down.
-    public func run() async throws {
-        try await runApplication(makeApplication())
-    }
-
-    /// Like ``run()``, reporting the bound port (tests and `--port 0`).
-    public func run(onListening: @escaping @Sendable (Int) async -> Void) async throws {
-        try await runApplication(makeApplication(onListening: onListening))
-    }
-
-    private func runApplication(_ application: some ApplicationProtocol) async throws {
-        if let docker = driver as? DockerRuntimeDriver { try await docker.check() }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await event in self.driver.events {
-                    switch event {
-                    case .exited(let sessionId, let description):
-                        await self.lifecycle.agentExited(sessionId, description: description)
-                    }
-                }
-            }
-            group.addTask { try await application.runService() }
-            group.addTask { await self.terminals.runExpiry() }
-            if let docker = self.driver as? DockerRuntimeDriver, let builds = self.api.builds {
-                group.addTask {
-                    try await TemplateBuilder(store: self.store, engine: docker.engine, builds: builds,
-                                              dataDirectory: self.configuration.dataDirectory,
-                                              limits: self.configuration.buildLimits, logger: self.logger).run()
-                }
-            }
-            group.addTask { await self.gateway.runIdleSweep() }
-            group.addTask {
-                // On SIGTERM, end the agents' long polls and the gateways' revocation streams so the
-                // HTTP server can drain and exit.
-                try? await gracefulShutdown()
-                await self.api.commands.close()
-                self.api.revocations.finish()
-                self.terminals.closeAll()
-                self.channels.closeAll()
-                try? await Task.sleep(for: .seconds(3600))
-            }
-            group.addTask {
-                try await ReconcileService(store: self.store, lifecycle: self.lifecycle, blobs: self.api.blobs,
-                                           interval: self.configuration.reconcileInterval, logger: self.logger).run()
-            }
-            // The embedded gateway's terminal bridge logs in to agents with this key.
-            try await self.store.registerGateway(GatewayRecord(serviceKey: SSHPublicKey(line: self.terminals.servicePublicKey)?.line ?? "",
-                                                               name: "embedded", registeredAt: Date()))
-            // Recovery needs the server's URL only for agents started later, so it can run alongside.
-            try await self.lifecycle.recover()
-            _ = try await group.next()
-            group.cancelAll()
-        }
-    }
 }
 
 /// Builds each session's agent router once the API exists (the API needs the lifecycle, which

@@ -112,12 +112,16 @@ public final class SessionLifecycle: Sendable {
     func recover() async throws {
         for session in try await store.sessions(inStates: [.starting, .running, .stopping]) {
             try await mutex.withLock(session.id) {
+                // Adopted first: the runtime then knows the uid the live agent runs as, and the
+                // channel reopens for that uid in the directory the agent has bound.
                 if session.state != .stopping, let pid = session.agentPid, let endpoint = session.agentEndpoint,
-                   (try? await self.channels.open(session.id, owner: try self.driver.agentOwner(of: session.id))) != nil,
                    await self.driver.adopt(sessionId: session.id, handle: AgentHandle(pid: pid, endpoint: endpoint))
                 {
-                    if session.state == .starting { self.watchReadiness(session.id) }
-                    return
+                    if (try? await self.channels.open(session.id, owner: try self.driver.agentOwner(of: session.id))) != nil {
+                        if session.state == .starting { self.watchReadiness(session.id) }
+                        return
+                    }
+                    await self.driver.stop(sessionId: session.id, grace: .seconds(2))
                 }
                 self.channels.close(session.id)
                 if session.state == .stopping { await self.driver.remove(sessionId: session.id) }
