@@ -7,19 +7,37 @@ import GRDB
 /// Every method is one transaction. Concrete today; the methods are the seam a PostgreSQL store
 /// will implement when several control-plane replicas share one database.
 public final class Store: Sendable {
-    let database: DatabasePool
+    /// A WAL pool on a file (the server), or one in-memory connection (unit tests): the same
+    /// schema, SQL and transactions either way.
+    let database: any DatabaseWriter
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     public init(path: String) throws {
-        var configuration = Configuration()
-        configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(5)
+        var configuration = Self.configuration
         configuration.prepareDatabase { db in
             // An acknowledged write survives a crash of the process or the machine.
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         database = try DatabasePool(path: path, configuration: configuration)
         try Migrations.migrator.migrate(database)
+    }
+
+    /// A new, empty store in memory, gone with the value: real SQLite for fast tests of the
+    /// services, with nothing on disk.
+    public static func inMemory() throws -> Store {
+        try Store(database: DatabaseQueue(configuration: configuration))
+    }
+
+    private init(database: any DatabaseWriter) throws {
+        self.database = database
+        try Migrations.migrator.migrate(database)
+    }
+
+    private static var configuration: Configuration {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(5)
+        return configuration
     }
 
     /// Names of the migrations applied so far, in order.
