@@ -23,7 +23,7 @@ final class UploadFile: @unchecked Sendable {
         self.url = url
         guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = try? FileHandle(forWritingTo: url)
-        else { throw UploadFileError(path: url.path) }
+        else { throw UploadFileError(description: "cannot create the upload file \(url.path)") }
         self.handle = handle
         hasher = hashing ? SHA256() : nil
     }
@@ -52,7 +52,7 @@ final class UploadFile: @unchecked Sendable {
     var digest: String? { hasher.map { FileBlobStore.hex($0.finalize()) } }
 }
 
+/// The server could not keep an upload (a 500: nothing of it is kept).
 struct UploadFileError: Error, CustomStringConvertible {
-    let path: String
-    var description: String { "cannot create the upload file \(path)" }
+    let description: String
 }

@@ -47,7 +47,7 @@ struct BuildService: Sendable {
             try await blocking {
                 try FileManager.default.createDirectory(at: builds.bundleDirectory, withIntermediateDirectories: true)
                 guard rename(temporary.path, builds.bundlePath(versionId: version.id).path) == 0 else {
-                    throw UploadFileError(path: builds.bundlePath(versionId: version.id).path)
+                    throw UploadFileError(description: "cannot keep the bundle: \(String(cString: strerror(errno)))")
                 }
             }
             _ = try await store.buildTransition(versionId: version.id, .bundleStored)
