@@ -54,6 +54,18 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // The one client of the API, over the endpoints in FlareContracts.
+        .target(
+            name: "FlareClient",
+            dependencies: [
+                "FlareContracts",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The HTTP API's one error shape and request-id plumbing, shared by gateway and control plane.
         .target(
             name: "FlareHTTP",
@@ -68,7 +80,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "FlareSSH", "FlareSystem", "Snapshot", "FlareContracts",
+                "FlareSSH", "FlareSystem", "Snapshot", "FlareContracts", "FlareClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -80,7 +92,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "FlareSSH", "FlareSystem", "FlareContracts", "FlareHTTP",
+                "FlareSSH", "FlareSystem", "FlareContracts", "FlareClient", "FlareHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -112,7 +124,7 @@ let package = Package(
         .target(
             name: "FlareCLI",
             dependencies: [
-                "FlareContracts", "FlareSystem", "Snapshot",
+                "FlareContracts", "FlareClient", "FlareSystem", "Snapshot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -155,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "FlareTests",
             dependencies: [
-                "ControlPlane", "Agent", "Gateway", "FlareContracts", "FlareHTTP", "FlareSSH", "FlareSystem", "Snapshot",
+                "ControlPlane", "Agent", "Gateway", "FlareClient", "FlareContracts", "FlareHTTP", "FlareSSH", "FlareSystem", "Snapshot",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,3 +1,4 @@
+import FlareClient
 import FlareContracts
 import Foundation
 

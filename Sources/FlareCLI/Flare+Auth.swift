@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareClient
 import FlareContracts
 import Foundation
 
@@ -37,8 +38,8 @@ extension Flare.Auth {
         @OptionGroup var credentials: CredentialOptions
 
         func run() async throws {
-            let client = APIClient(baseURL: global.resolvedURL, token: nil)
-            let response: AuthResponse = try await client.post("/api/auth/register", try credentials.credentials())
+            let client = FlareClient(baseURL: global.resolvedURL, token: nil)
+            let response = try await client.call(Endpoints.Auth.register, try credentials.credentials())
             try saveSignIn(response, url: global.resolvedURL)
             print("Signed up and signed in as \(response.user.email).")
         }
@@ -52,8 +53,8 @@ extension Flare.Auth {
         @OptionGroup var credentials: CredentialOptions
 
         func run() async throws {
-            let client = APIClient(baseURL: global.resolvedURL, token: nil)
-            let response: AuthResponse = try await client.post("/api/auth/login", try credentials.credentials())
+            let client = FlareClient(baseURL: global.resolvedURL, token: nil)
+            let response = try await client.call(Endpoints.Auth.login, try credentials.credentials())
             try saveSignIn(response, url: global.resolvedURL)
             print("Signed in as \(response.user.email).")
         }
@@ -65,7 +66,7 @@ extension Flare.Auth {
         @OptionGroup var output: OutputOptions
 
         func run() async throws {
-            let user: UserInfo = try await global.authenticatedClient().get("/api/me")
+            let user = try await global.authenticatedClient().call(Endpoints.Auth.me)
             if output.json { try printJSON(user) } else { print("\(user.email) (\(user.id)) on \(global.resolvedURL)") }
         }
     }
@@ -88,12 +89,11 @@ extension Flare.Auth {
         func run() async throws {
             var config = CLIConfig.load()
             if all {
-                let result: RevokeResponse = try await global.authenticatedClient().post(
-                    "/api/auth/logout-all", json: Data("{}".utf8))
+                let result = try await global.authenticatedClient().call(Endpoints.Auth.logoutAll)
                 print("Signed out everywhere: revoked \(result.revokedTokens) runtime token(s), "
                     + "closed \(result.closedConnections) connection(s).")
             } else {
-                if config.accessToken != nil { try? await global.authenticatedClient().post("/api/auth/logout") }
+                if config.accessToken != nil { _ = try? await global.authenticatedClient().call(Endpoints.Auth.logout) }
                 print("Signed out.")
             }
             config.accessToken = nil

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import FlareClient
 import FlareContracts
 import Foundation
 import NIOCore
@@ -48,29 +49,17 @@ extension Flare.Build {
 /// Reading build logs and build states.
 enum BuildLog {
     /// Streams `GET …/build-log[?follow=true]` to `output`.
-    static func follow(client: APIClient, template: String, version: String, output: FileHandle,
+    static func follow(client: FlareClient, template: String, version: String, output: FileHandle,
                        follow: Bool = true) async throws {
-        var request = HTTPClientRequest(url: client.baseURL
-            + "/api/templates/\(escaped(template))/versions/\(escaped(version))/build-log" + (follow ? "?follow=true" : ""))
-        if let token = client.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        let response: HTTPClientResponse
-        do {
-            response = try await HTTPClient.shared.execute(request, timeout: .hours(2))
-        } catch {
-            throw CLIError("cannot reach the BurstFlare server at \(client.baseURL) (\(error))")
-        }
-        guard response.status == .ok else {
-            let body = try await response.body.collect(upTo: 1 << 20)
-            let message = (try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: body)))?.error.message
-            throw CLIError(message ?? "the server answered \(response.status.code)")
-        }
+        let log = Endpoints.Templates.buildLog.at(template, version)
+        let response = try await client.open(follow ? log.query(["follow": "true"]) : log, timeout: .hours(2))
         for try await chunk in response.body {
             output.write(Data(buffer: chunk))
         }
     }
 
-    static func version(client: APIClient, template: String, version: String) async throws -> TemplateVersionInfo {
-        let info: TemplateInfo = try await client.get("/api/templates/\(escaped(template))")
+    static func version(client: FlareClient, template: String, version: String) async throws -> TemplateVersionInfo {
+        let info = try await client.call(Endpoints.Templates.get.at(template))
         guard let found = info.versions.first(where: { $0.version == version || $0.id == version }) else {
             throw CLIError("\(template) has no version \(version)")
         }

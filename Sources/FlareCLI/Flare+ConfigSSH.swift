@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareClient
 import FlareContracts
 import Foundation
 
@@ -38,7 +39,7 @@ extension Flare {
             }
             let client = try global.authenticatedClient()
             try await UserKey.ensureRegistered(client: client)
-            let sessions: [SessionInfo] = try await client.getAll("/api/sessions")
+            let sessions = try await client.all(Endpoints.Sessions.list)
             try UserKey.pinHostKeys(of: sessions)
             let proxy = [currentExecutable(), "ssh-proxy", "%n", "--url", global.resolvedURL].map(shellQuoted)
                 .joined(separator: " ")

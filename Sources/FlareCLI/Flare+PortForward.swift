@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareClient
 import FlareContracts
 import Foundation
 

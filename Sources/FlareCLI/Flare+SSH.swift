@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareClient
 import FlareContracts
 import Foundation
 
@@ -39,7 +40,7 @@ extension Flare {
 /// the CLI's key and the session's pinned host key; registers the key and pins on first use.
 func openSSHArguments(session: String, global: GlobalOptions) async throws -> (SessionInfo, [String]) {
             let client = try global.authenticatedClient()
-            let info: SessionInfo = try await client.get("/api/sessions/\(escaped(session))")
+            let info = try await client.call(Endpoints.Sessions.get.at(session))
             try requireReachable(info)
             try await UserKey.ensureRegistered(client: client)
             try UserKey.pinHostKey(of: info)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareClient
 import FlareContracts
 import FlareSystem
 import Foundation
@@ -20,18 +21,17 @@ extension Flare {
             let session = self.session.hasSuffix(".flare") ? String(self.session.dropLast(6)) : self.session
             let info: SessionInfo
             do {
-                info = try await client.get("/api/sessions/\(escaped(session))")
-            } catch let error as APIClient.ServerError where error.status == 404 {
+                info = try await client.call(Endpoints.Sessions.get.at(session))
+            } catch let error as FlareClientError where error.status == 404 {
                 throw CLIError("session \(session) does not exist (it may have been deleted)")
             }
             try requireReachable(info)
             if info.state != .running {
                 printStatus("waking \(info.name)…")
             }
-            let token: RuntimeTokenResponse = try await client.post(
-                "/api/sessions/\(escaped(info.id))/runtime-token", RuntimeTokenRequest(purpose: .ssh))
+            let token = try await client.call(Endpoints.Sessions.runtimeToken.at(info.id), RuntimeTokenRequest(purpose: .ssh))
             let gateway = global.resolvedGatewayURL
-            let path = "/gateway/ssh/\(escaped(info.id))"
+            let path = Endpoints.Gateway.ssh.at(info.id).path
             let connection: GatewayConnection
             do {
                 connection = try await GatewayConnection.connect(url: webSocketURL(gateway) + path, token: token.token)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareClient
 import FlareContracts
 import Foundation
 
@@ -28,9 +29,9 @@ extension Flare.Session {
         func run() async throws {
             let client = try global.authenticatedClient()
             do {
-                let _: SessionInfo = try await client.post("/api/sessions", SessionCreateRequest(name: name, template: template))
+                try await client.call(Endpoints.Sessions.create, SessionCreateRequest(name: name, template: template))
                 printStatus("created session \(name)")
-            } catch let error as APIClient.ServerError where error.code == "session_exists" {
+            } catch let error as FlareClientError where error.code == "session_exists" {
                 printStatus("session \(name) exists")
             }
             let session = try await startAndWait(client: client, session: name, timeout: timeout)
@@ -62,8 +63,7 @@ extension Flare.Session {
 
         func run() async throws {
             printStatus("stopping \(session)…")
-            let info: SessionInfo = try await global.authenticatedClient()
-                .post("/api/sessions/\(escaped(session))/stop", Optional<String>.none)
+            let info = try await global.authenticatedClient().call(Endpoints.Sessions.stop.at(session))
             print("Session \(info.name) is \(info.state.rawValue).")
         }
     }
@@ -76,7 +76,7 @@ extension Flare.Session {
         var session: String
 
         func run() async throws {
-            try await global.authenticatedClient().delete("/api/sessions/\(escaped(session))")
+            try await global.authenticatedClient().call(Endpoints.Sessions.delete.at(session))
             print("Deleted session \(session).")
         }
     }
@@ -87,7 +87,7 @@ extension Flare.Session {
         @OptionGroup var output: OutputOptions
 
         func run() async throws {
-            let sessions: [SessionInfo] = try await global.authenticatedClient().getAll("/api/sessions")
+            let sessions = try await global.authenticatedClient().all(Endpoints.Sessions.list)
             if output.json { return try printJSON(sessions) }
             printTable(["NAME", "STATE", "TEMPLATE", "UPDATED", "ID"], sessions.map {
                 [$0.name, $0.state.rawValue, "\($0.templateName)@\($0.templateVersion)", relative($0.updatedAt), $0.id]
@@ -103,7 +103,7 @@ extension Flare.Session {
         var session: String
 
         func run() async throws {
-            let info: SessionInfo = try await global.authenticatedClient().get("/api/sessions/\(escaped(session))")
+            let info = try await global.authenticatedClient().call(Endpoints.Sessions.get.at(session))
             if output.json { return try printJSON(info) }
             var rows = [
                 ["name", info.name], ["id", info.id], ["state", info.state.rawValue], ["reason", info.stateReason],
@@ -130,8 +130,7 @@ extension Flare.Session {
         var session: String
 
         func run() async throws {
-            let result: RevokeResponse = try await global.authenticatedClient()
-                .post("/api/sessions/\(escaped(session))/runtime-tokens/revoke", Optional<String>.none)
+            let result = try await global.authenticatedClient().call(Endpoints.Sessions.revokeRuntimeTokens.at(session))
             print("Revoked \(result.revokedTokens) token(s); closed \(result.closedConnections) connection(s).")
         }
     }
@@ -147,9 +146,9 @@ extension Flare.Session {
         var lines: Int = 200
 
         func run() async throws {
-            let data = try await global.authenticatedClient()
-                .send("GET", "/api/sessions/\(escaped(session))/logs?lines=\(max(1, lines))", body: nil)
-            FileHandle.standardOutput.write(data)
+            let text = try await global.authenticatedClient()
+                .text(Endpoints.Sessions.logs.at(session).query(["lines": String(max(1, lines))]))
+            FileHandle.standardOutput.write(Data(text.utf8))
         }
     }
 
@@ -161,7 +160,7 @@ extension Flare.Session {
         var session: String
 
         func run() async throws {
-            let events = try await global.authenticatedClient().getAll("/api/sessions/\(escaped(session))/events", as: SessionEvent.self)
+            let events = try await global.authenticatedClient().all(Endpoints.Sessions.events.at(session))
             if output.json { return try printJSON(events) }
             let formatter = ISO8601DateFormatter()
             printTable(["TIME", "FROM", "TO", "REASON"], events.map {
@@ -172,9 +171,9 @@ extension Flare.Session {
 }
 
 /// Starts a session and polls until it runs, with a progress line on stderr.
-func startAndWait(client: APIClient, session: String, timeout: Int) async throws -> SessionInfo {
+func startAndWait(client: FlareClient, session: String, timeout: Int) async throws -> SessionInfo {
     let started = ContinuousClock.now
-    var info: SessionInfo = try await client.post("/api/sessions/\(escaped(session))/start", Optional<String>.none)
+    var info = try await client.call(Endpoints.Sessions.start.at(session))
     let interactive = isatty(2) == 1
     while info.state == .starting {
         let elapsed = ContinuousClock.now - started
@@ -186,7 +185,7 @@ func startAndWait(client: APIClient, session: String, timeout: Int) async throws
             FileHandle.standardError.write(Data(String(format: "\rstarting %@… %.1fs", info.name, seconds).utf8))
         }
         try await Task.sleep(for: .milliseconds(200))
-        info = try await client.get("/api/sessions/\(escaped(session))")
+        info = try await client.call(Endpoints.Sessions.get.at(session))
     }
     if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     guard info.state == .running else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import FlareClient
 import FlareContracts
 import Foundation
 
@@ -21,8 +22,7 @@ extension Flare.Snapshot {
         var session: String
 
         func run() async throws {
-            let snapshots: [SnapshotInfo] = try await global.authenticatedClient()
-                .get("/api/sessions/\(escaped(session))/snapshots")
+            let snapshots = try await global.authenticatedClient().call(Endpoints.Snapshots.list.at(session))
             if output.json { return try printJSON(snapshots) }
             printTable(["ID", "CREATED", "FILES", "SIZE", "ARCHIVE", "REASON"], snapshots.map {
                 [$0.id + ($0.latest == true ? " (latest)" : ""), relative($0.createdAt), String($0.entryCount),
@@ -45,20 +45,15 @@ extension Flare.Snapshot {
 
         func run() async throws {
             let client = try global.authenticatedClient()
-            let snapshots: [SnapshotInfo] = try await client.get("/api/sessions/\(escaped(session))/snapshots")
+            let snapshots = try await client.call(Endpoints.Snapshots.list.at(session))
             guard let info = snapshots.first(where: { snapshot == "latest" ? $0.latest == true : $0.id == snapshot })
             else { throw CLIError("session \(session) has no snapshot \(snapshot)") }
             try await download(info, client: client)
             print("Saved \(info.id) (\(byteCount(UInt64(info.archiveBytes)))) to \(output).")
         }
 
-        private func download(_ info: SnapshotInfo, client: APIClient) async throws {
-            var request = HTTPClientRequest(url: client.baseURL + "/api/sessions/\(escaped(session))/snapshots/\(info.id)/content")
-            if let token = client.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3600))
-            guard response.status.code == 200 else {
-                throw CLIError("download failed: the server answered \(response.status.code)")
-            }
+        private func download(_ info: SnapshotInfo, client: FlareClient) async throws {
+            let response = try await client.open(Endpoints.Snapshots.content.at(session, info.id), timeout: .seconds(3600))
             let partial = output + ".part"
             guard FileManager.default.createFile(atPath: partial, contents: nil),
                   let handle = FileHandle(forWritingAtPath: partial)
@@ -96,8 +91,7 @@ extension Flare.Snapshot {
 
         func run() async throws {
             printStatus("saving a snapshot of \(session)…")
-            let info: SnapshotInfo = try await global.authenticatedClient()
-                .post("/api/sessions/\(escaped(session))/snapshots", Optional<String>.none)
+            let info = try await global.authenticatedClient().call(Endpoints.Snapshots.save.at(session))
             if output.json { return try printJSON(info) }
             print("Saved \(info.id): \(info.entryCount) entries, \(byteCount(UInt64(info.totalBytes))) "
                 + "(\(byteCount(UInt64(info.archiveBytes))) compressed).")
@@ -116,9 +110,8 @@ extension Flare.Snapshot {
 
         func run() async throws {
             let client = try global.authenticatedClient()
-            let before: SessionInfo = try await client.get("/api/sessions/\(escaped(session))")
-            let _: SnapshotInfo = try await client.post(
-                "/api/sessions/\(escaped(session))/snapshots/\(escaped(snapshot))/restore", Optional<String>.none)
+            let before = try await client.call(Endpoints.Sessions.get.at(session))
+            try await client.call(Endpoints.Snapshots.restore.at(session, snapshot))
             print(before.state == .running
                 ? "Restored \(snapshot) into \(before.name)."
                 : "\(before.name) is \(before.state.rawValue); \(snapshot) will be restored when it wakes.")
@@ -135,7 +128,7 @@ extension Flare.Snapshot {
         var snapshot: String
 
         func run() async throws {
-            try await global.authenticatedClient().delete("/api/sessions/\(escaped(session))/snapshots/\(escaped(snapshot))")
+            try await global.authenticatedClient().call(Endpoints.Snapshots.delete.at(session, snapshot))
             print("Deleted snapshot \(snapshot).")
         }
     }

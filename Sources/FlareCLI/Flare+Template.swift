@@ -1,7 +1,9 @@
 import ArgumentParser
+import FlareClient
 import FlareContracts
 import Snapshot
 import Foundation
+import NIOCore
 
 extension Flare {
     struct Template: AsyncParsableCommand {
@@ -22,8 +24,8 @@ extension Flare.Template {
         var description: String?
 
         func run() async throws {
-            let template: TemplateInfo = try await global.authenticatedClient()
-                .post("/api/templates", TemplateCreateRequest(name: name, description: description))
+            let template = try await global.authenticatedClient()
+                .call(Endpoints.Templates.create, TemplateCreateRequest(name: name, description: description))
             print("Created template \(template.name) (\(template.id)).")
         }
     }
@@ -58,23 +60,22 @@ extension Flare.Template {
             guard let text = FileManager.default.contents(atPath: manifest) else {
                 throw CLIError("cannot read \(manifest)")
             }
-            let object: Any
+            let object: JSONValue
             do {
-                object = try JSONSerialization.jsonObject(with: text)
+                object = try JSONDecoder().decode(JSONValue.self, from: text)
             } catch {
                 throw CLIError("\(manifest) is not valid JSON")
             }
-            let body = try JSONSerialization.data(withJSONObject: ["version": version, "manifest": object])
             let client = try global.authenticatedClient()
-            let created: TemplateVersionInfo = try await client.post("/api/templates/\(escaped(template))/versions",
-                                                                     json: body)
+            let created = try await client.call(Endpoints.Templates.createVersion.at(template),
+                                                .object(["version": .string(version), "manifest": object]))
             var state = created.build?.state ?? .notNeeded
             if state == .awaitingBundle {
                 guard let bundle else {
                     throw CLIError("version \(created.version) names files (manifest \"files\"); upload them with --bundle DIR")
                 }
                 state = try await Self.upload(bundle: bundle, files: created.manifest.files, client: client,
-                                              path: "/api/templates/\(escaped(template))/versions/\(escaped(created.version))/bundle")
+                                              to: Endpoints.Templates.uploadBundle.at(template, created.version))
             } else if bundle != nil {
                 throw CLIError("--bundle is only for manifests with \"files\" (under the docker runtime)")
             }
@@ -100,7 +101,8 @@ extension Flare.Template {
         }
 
         /// Archives the named files of `bundle` (tar + zstd, as snapshots are) and uploads them.
-        static func upload(bundle: String, files: [TemplateFile], client: APIClient, path: String) async throws
+        static func upload(bundle: String, files: [TemplateFile], client: FlareClient,
+                           to target: EndpointAddress<RawBytes, TemplateVersionInfo>) async throws
             -> TemplateBuildState
         {
             let root = URL(fileURLWithPath: bundle).standardizedFileURL.path
@@ -113,8 +115,7 @@ extension Flare.Template {
             _ = try await onThread { try SnapshotWriter().create(root: root, persistedPaths: paths, output: archive.path) }
             let data = try Data(contentsOf: archive)
             printStatus("uploading the bundle (\(data.count) bytes)…")
-            let info: TemplateVersionInfo = try APIClient.decodeResponse(try await client.send("PUT", path, body: data,
-                                                                                               contentType: "application/x-tar"))
+            let info = try await client.upload(target, .bytes(ByteBuffer(data: data)), contentType: "application/x-tar")
             return info.build?.state ?? .queued
         }
     }
@@ -129,9 +130,8 @@ extension Flare.Template {
         var version: String
 
         func run() async throws {
-            struct Body: Encodable { var version: String }
-            let info: TemplateInfo = try await global.authenticatedClient()
-                .post("/api/templates/\(escaped(template))/promote", Body(version: version))
+            let info = try await global.authenticatedClient()
+                .call(Endpoints.Templates.promote.at(template), TemplatePromoteRequest(version: version))
             print("Promoted \(info.name) \(info.activeVersion?.version ?? version).")
         }
     }
@@ -142,7 +142,7 @@ extension Flare.Template {
         @OptionGroup var output: OutputOptions
 
         func run() async throws {
-            let templates: [TemplateInfo] = try await global.authenticatedClient().getAll("/api/templates")
+            let templates = try await global.authenticatedClient().all(Endpoints.Templates.list)
             if output.json { return try printJSON(templates) }
             printTable(["NAME", "ACTIVE", "VERSIONS", "ID"], templates.map {
                 [$0.name, $0.activeVersion?.version ?? "-",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareClient
 import FlareContracts
 import Foundation
 
@@ -34,8 +35,8 @@ public struct Flare: AsyncParsableCommand {
         } catch let error as CLIError {
             printError(error.description)
             Foundation.exit(1)
-        } catch let error as APIClient.ServerError {
-            printError(error.message)
+        } catch let error as FlareClientError {
+            printError(error.advice)
             Foundation.exit(1)
         } catch {
             exit(withError: error)
@@ -80,5 +81,18 @@ func relative(_ date: Date?) -> String {
     case ..<3600: return "\(seconds / 60)m ago"
     case ..<86400: return "\(seconds / 3600)h ago"
     default: return "\(seconds / 86400)d ago"
+    }
+}
+
+extension FlareClientError {
+    /// The error as the CLI prints it: the server's own message, or what to check.
+    var advice: String {
+        switch self {
+        case .unreachable(let baseURL, let reason):
+            "cannot reach the BurstFlare server at \(baseURL) (\(reason)); is flare-server running? "
+                + "Set the address with --url or FLARE_URL."
+        case .refused(_, _, let message): message
+        case .unreadable(let reason): "\(reason); are the CLI and server versions the same?"
+        }
     }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FlareClient
 import FlareContracts
 import Foundation
 import NIOWebSocket

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlareClient
 import Foundation
 
 /// Options every command takes.
@@ -22,12 +23,12 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// A client with the saved access token; fails with advice when signed out.
-    func authenticatedClient() throws -> APIClient {
+    func authenticatedClient() throws -> FlareClient {
         let config = CLIConfig.load()
         guard let token = config.accessToken else {
             throw CLIError("you are not signed in; run `flare auth login --email YOU@EXAMPLE.COM --password-stdin`")
         }
-        return APIClient(baseURL: resolvedURL, token: token)
+        return FlareClient(baseURL: resolvedURL, token: token)
     }
 }
 

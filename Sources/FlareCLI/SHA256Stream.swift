@@ -1,4 +1,5 @@
 import Crypto
+import FlareClient
 import FlareContracts
 import Foundation
 

@@ -1,3 +1,4 @@
+import FlareClient
 import FlareContracts
 import Foundation
 
@@ -8,7 +9,7 @@ enum UserKey {
     static var knownHostsPath: URL { CLIConfig.directory.appendingPathComponent("known_hosts") }
 
     /// Creates the key if missing and registers it if the server does not know it yet.
-    static func ensureRegistered(client: APIClient) async throws {
+    static func ensureRegistered(client: FlareClient) async throws {
         let publicPath = privateKeyPath.appendingPathExtension("pub")
         if !FileManager.default.fileExists(atPath: privateKeyPath.path) {
             let pair = OpenSSHKeyPair.generateEd25519(comment: "flare@\(ProcessInfo.processInfo.hostName)")
@@ -19,10 +20,9 @@ enum UserKey {
         guard let line = try? String(contentsOf: publicPath, encoding: .utf8), let key = SSHPublicKey(line: line) else {
             throw CLIError("\(publicPath.path) is not a valid public key; delete both key files to make a new one")
         }
-        let registered = try await client.getAll("/api/ssh-keys", as: SSHKeyInfo.self)
+        let registered = try await client.all(Endpoints.SSHKeys.list)
         if !registered.contains(where: { $0.fingerprint == key.fingerprint }) {
-            let _: SSHKeyInfo = try await client.post(
-                "/api/ssh-keys", SSHKeyCreateRequest(name: "flare CLI", publicKey: key.line))
+            try await client.call(Endpoints.SSHKeys.add, SSHKeyCreateRequest(name: "flare CLI", publicKey: key.line))
             printStatus("registered SSH key \(key.fingerprint)")
         }
     }

@@ -120,8 +120,8 @@ public struct TemplateCreateRequest: Codable, Sendable {
     }
 }
 
-/// `POST /api/templates/{template}/versions`. The manifest is checked by the server, so a bad
-/// field gets a message naming it rather than a generic decoding error.
+/// A template version as the server's validator reads it from `POST /api/templates/{template}/versions`
+/// (sent as a ``JSONValue``, so a bad field gets a message naming it rather than a generic decoding error).
 public struct TemplateVersionCreateRequest: Codable, Sendable {
     public var version: String
     public var manifest: TemplateManifest
@@ -129,6 +129,15 @@ public struct TemplateVersionCreateRequest: Codable, Sendable {
     public init(version: String, manifest: TemplateManifest) {
         self.version = version
         self.manifest = manifest
+    }
+}
+
+/// `POST /api/templates/{template}/promote`: the version (label or id) new sessions get.
+public struct TemplatePromoteRequest: Codable, Sendable {
+    public var version: String
+
+    public init(version: String) {
+        self.version = version
     }
 }
 

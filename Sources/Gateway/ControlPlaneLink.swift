@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import FlareClient
 import FlareContracts
 import FlareHTTP
 import Foundation
@@ -13,12 +14,10 @@ import NIOHTTP1
 ///
 /// Every request carries the gateway token (`FLARE_GATEWAY_TOKEN`, from the server's data directory).
 public struct ControlPlaneLink: GatewayBackend {
-    let baseURL: String
-    let gatewayToken: String
-    let client: HTTPClient
+    let client: FlareClient
     /// Reads the revocation stream; its read timeout (``streamClientConfiguration``) notices a
     /// stream gone silent, since the control plane sends a keepalive line every 10 s.
-    let streamClient: HTTPClient
+    let streamClient: FlareClient
     let logger: Logger
 
     /// The revocation stream's client settings: a stream silent for 30 s is presumed dead and reopened.
@@ -28,17 +27,17 @@ public struct ControlPlaneLink: GatewayBackend {
 
     public init(baseURL: String, gatewayToken: String, client: HTTPClient = .shared, streamClient: HTTPClient,
                 logger: Logger) {
-        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        self.gatewayToken = gatewayToken
-        self.client = client
-        self.streamClient = streamClient
+        self.client = FlareClient(baseURL: baseURL, token: gatewayToken, http: client, timeout: .seconds(90))
+        self.streamClient = FlareClient(baseURL: baseURL, token: gatewayToken, http: streamClient,
+                                        timeout: .hours(24 * 365))
         self.logger = logger
     }
 
     /// Registers the terminal bridge's service key; returns the key runtime tokens are checked with.
     public func register(serviceKey: String, name: String) async throws -> RuntimeTokenVerifier {
-        let response: GatewayRegisterResponse = try await post(
-            "/gateway/v1/register", GatewayRegisterRequest(serviceKey: serviceKey, name: name))
+        let response = try await linked {
+            try await client.call(Endpoints.GatewayLink.register, GatewayRegisterRequest(serviceKey: serviceKey, name: name))
+        }
         guard let raw = Data(base64Encoded: response.runtimeTokenPublicKey),
               let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
         else { throw APIError.unavailable("the control plane sent an unusable runtime-token key") }
@@ -46,8 +45,9 @@ public struct ControlPlaneLink: GatewayBackend {
     }
 
     public func resolve(_ claims: RuntimeTokenClaims, token: String) async throws -> ResolvedSession {
-        let response: GatewayResolveResponse = try await post("/gateway/v1/resolve",
-                                                              GatewayResolveRequest(token: token))
+        let response = try await linked {
+            try await client.call(Endpoints.GatewayLink.resolve, GatewayResolveRequest(token: token))
+        }
         guard let endpoint = AgentEndpoint(response.endpoint) else {
             throw APIError.unavailable("the session's agent has no endpoint yet; try again")
         }
@@ -72,17 +72,14 @@ public struct ControlPlaneLink: GatewayBackend {
     }
 
     private func followOnce(into gateway: Gateway, opened: () -> Void) async throws {
-        var request = HTTPClientRequest(url: baseURL + "/gateway/v1/revocations")
-        request.headers.add(name: "Authorization", value: "Bearer \(gatewayToken)")
-        let response = try await streamClient.execute(request, timeout: .hours(24 * 365))
-        guard response.status == .ok else {
-            throw try await Self.apiError(response)
-        }
+        let response = try await linked { try await streamClient.open(Endpoints.GatewayLink.revocations) }
         opened()
         // Revocations published while the stream was down: re-check what is still open.
         let open = Array(gateway.connections.tokenIds)
         if !open.isEmpty {
-            let check: GatewayCheckResponse = try await post("/gateway/v1/check", GatewayCheckRequest(tokenIds: open))
+            let check = try await linked {
+                try await client.call(Endpoints.GatewayLink.check, GatewayCheckRequest(tokenIds: open))
+            }
             for id in check.revokedTokenIds {
                 gateway.revoke(Revocation(.token, id, reason: "revoked while the gateway was reconnecting"))
             }
@@ -109,49 +106,34 @@ public struct ControlPlaneLink: GatewayBackend {
 
     /// The service keys registered with the control plane.
     public func keys() async throws -> [GatewayKeyInfo] {
-        let data = try await send("/gateway/v1/keys", body: GatewayKeyRemoveRequest?.none, timeout: .seconds(30))
-        return try FlareJSON.decoder().decode([GatewayKeyInfo].self, from: data)
+        try await linked { try await client.call(Endpoints.GatewayLink.keys, timeout: .seconds(30)) }
     }
 
     /// Removes a registered service key by fingerprint.
     public func removeKey(fingerprint: String) async throws {
-        _ = try await send("/gateway/v1/keys/remove", body: GatewayKeyRemoveRequest(fingerprint: fingerprint),
-                           timeout: .seconds(30))
-    }
-
-    private func post<Body: Encodable, Result: Decodable>(_ path: String, _ body: Body) async throws -> Result {
-        try FlareJSON.decoder().decode(Result.self, from: try await send(path, body: body, timeout: .seconds(90)))
-    }
-
-    /// A GET (no body) or a JSON POST with the gateway token; the answer's body on a 2xx, else the
-    /// control plane's error.
-    private func send<Body: Encodable>(_ path: String, body: Body? = nil, timeout: TimeAmount) async throws -> Data
-    {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.headers.add(name: "Authorization", value: "Bearer \(gatewayToken)")
-        if let body {
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: try FlareJSON.encoder().encode(body)))
+        try await linked {
+            try await client.call(Endpoints.GatewayLink.removeKey, GatewayKeyRemoveRequest(fingerprint: fingerprint),
+                                  timeout: .seconds(30))
         }
-        let response: HTTPClientResponse
+    }
+
+    /// Runs a call, passing the control plane's refusal on with its status, code and message (a
+    /// 401 keeps its `WWW-Authenticate`), and an unreachable control plane as a 503.
+    private func linked<Result>(_ call: () async throws -> Result) async throws -> Result {
         do {
-            response = try await client.execute(request, timeout: timeout)
-        } catch {
-            throw APIError.unavailable("the control plane at \(baseURL) is unreachable: \(error)",
-                                       code: "control_plane_unreachable")
+            return try await call()
+        } catch let error as FlareClientError {
+            switch error {
+            case .refused(let status, let code, let message):
+                var refusal = APIError(.init(code: status), code: code, message)
+                if refusal.status == .unauthorized { refusal.headers[.wwwAuthenticate] = "Bearer" }
+                throw refusal
+            case .unreachable(let baseURL, let reason):
+                throw APIError.unavailable("the control plane at \(baseURL) is unreachable: \(reason)",
+                                           code: "control_plane_unreachable")
+            case .unreadable(let reason):
+                throw APIError.unavailable("the control plane's answer was not understood: \(reason)")
+            }
         }
-        guard (200..<300).contains(response.status.code) else { throw try await Self.apiError(response) }
-        return Data(buffer: try await response.body.collect(upTo: 1 << 20))
-    }
-
-    /// The control plane's error passed on with its status, code and message.
-    static func apiError(_ response: HTTPClientResponse) async throws -> APIError {
-        let bytes = try await response.body.collect(upTo: 1 << 20)
-        let body = try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(buffer: bytes))
-        var error = APIError(.init(code: Int(response.status.code)), code: body?.error.code ?? "control_plane_error",
-                             body?.error.message ?? "the control plane answered \(response.status.code)")
-        if error.status == .unauthorized { error.headers[.wwwAuthenticate] = "Bearer" }
-        return error
     }
 }

@@ -46,7 +46,7 @@ public struct Gateway: Sendable {
 
     /// Adds `GET /gateway/ssh/{session}` and `GET /gateway/terminal/{session}`.
     public func addRoutes<Context: GatewayRequestContext>(to router: Router<Context>) {
-        router.ws("/gateway/ssh/{session}") { request, context in
+        router.ws(RouterPath(Endpoints.Gateway.ssh.template)) { request, context in
             context.gatewayAuthorization.value = try await self.refusingReadably(
                 request, channel: context.connectionChannel, id: context.id
             ) { try await self.authorize(request, context: context, purpose: .ssh) }
@@ -61,7 +61,7 @@ public struct Gateway: Sendable {
                                  eventLoop: context.requestContext.connectionChannel.eventLoop, logger: context.logger)
         }
         guard let terminals else { return }
-        router.ws("/gateway/terminal/{session}") { request, context in
+        router.ws(RouterPath(Endpoints.Gateway.terminal.template)) { request, context in
             context.gatewayAuthorization.value = try await self.refusingReadably(
                 request, channel: context.connectionChannel, id: context.id
             ) { try await self.authorize(request, context: context, purpose: .terminal) }

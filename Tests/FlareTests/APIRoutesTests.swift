@@ -1,5 +1,6 @@
 @testable import ControlPlane
 import Crypto
+import FlareClient
 import FlareContracts
 import Foundation
 import HTTPTypes
@@ -8,7 +9,9 @@ import HummingbirdTesting
 import Logging
 import Testing
 
-/// Every route through the real router, store and validation; each test has its own data dir.
+/// Every route through the real router, store and validation, on a live port; each test has its
+/// own data dir. Calls go through ``FlareClient`` and the ``Endpoints`` contract; the raw client
+/// (`raw`) sends what a well-behaved client cannot: malformed bodies, forged headers, exact bytes.
 @Suite struct APIRoutesTests {
     struct Harness {
         let directory: TemporaryDirectory
@@ -23,15 +26,18 @@ import Testing
             server = try ControlPlaneServer(configuration: configuration, logger: Logger(label: "test"))
         }
 
-        func run(_ body: @Sendable @escaping (any TestClientProtocol) async throws -> Void) async throws {
-            let app = Application(router: server.makeRouter())
-            try await app.test(.router) { try await body($0) }
+        func run(_ body: @Sendable @escaping (_ raw: any TestClientProtocol, _ api: FlareClient) async throws -> Void)
+            async throws
+        {
+            // The server's own HTTP stack (header deadline, WebSocket upgrade), on a free port.
+            try await server.makeApplication().test(.live) { raw in
+                let port = try #require(raw.port)
+                try await body(raw, FlareClient(baseURL: "http://127.0.0.1:\(port)", token: nil, timeout: .seconds(30)))
+            }
         }
     }
 
-    static func json(_ value: some Encodable) -> ByteBuffer {
-        ByteBuffer(data: try! FlareJSON.encoder().encode(value))
-    }
+    static func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 
     static func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
         try FlareJSON.decoder().decode(T.self, from: Data(buffer: response.body))
@@ -41,80 +47,71 @@ import Testing
         try? decode(type, response)
     }
 
-    static func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
-
-    static func register(_ client: any TestClientProtocol, _ email: String) async throws -> String {
-        try await client.execute(uri: "/api/auth/register", method: .post,
-                                 body: json(Credentials(email: email, password: "correct horse"))) {
-            #expect($0.status == .created)
-            return try decode(AuthResponse.self, $0).accessToken
+    /// The server's refusal of a call that should fail; nil (and a failed expectation) if it succeeded.
+    static func refusal(_ call: () async throws -> some Any, sourceLocation: SourceLocation = #_sourceLocation) async
+        -> FlareClientError?
+    {
+        do {
+            _ = try await call()
+            Issue.record("the call succeeded", sourceLocation: sourceLocation)
+            return nil
+        } catch let error as FlareClientError {
+            return error
+        } catch {
+            Issue.record("not a refusal: \(error)", sourceLocation: sourceLocation)
+            return nil
         }
     }
 
-    /// Registers a user with a promoted template and a session named `dev`; returns the token and session.
-    static func userWithSession(_ client: any TestClientProtocol, _ email: String) async throws -> (String, SessionInfo) {
-        let token = try await register(client, email)
-        try await client.execute(uri: "/api/templates", method: .post, headers: bearer(token),
-                                 body: json(TemplateCreateRequest(name: "base"))) { #expect($0.status == .created) }
-        try await client.execute(uri: "/api/templates/base/versions", method: .post, headers: bearer(token),
-                                 body: ByteBuffer(string: #"{"version":"1","manifest":{"image":"debian"}}"#)) {
-            #expect($0.status == .created)
-        }
-        try await client.execute(uri: "/api/templates/base/promote", method: .post, headers: bearer(token),
-                                 body: ByteBuffer(string: #"{"version":"1"}"#)) { #expect($0.status == .ok) }
-        let session = try await client.execute(uri: "/api/sessions", method: .post, headers: bearer(token),
-                                               body: json(SessionCreateRequest(name: "dev", template: "base"))) {
-            #expect($0.status == .created)
-            return try decode(SessionInfo.self, $0)
-        }
-        return (token, session)
+    /// A signed-in client for a new account.
+    static func register(_ api: FlareClient, _ email: String) async throws -> FlareClient {
+        let response = try await api.call(Endpoints.Auth.register, Credentials(email: email, password: "correct horse"))
+        return api.authenticated(response.accessToken)
+    }
+
+    /// Registers a user with a promoted template and a session named `dev`; their client and the session.
+    static func userWithSession(_ api: FlareClient, _ email: String) async throws -> (FlareClient, SessionInfo) {
+        let user = try await register(api, email)
+        try await user.call(Endpoints.Templates.create, TemplateCreateRequest(name: "base"))
+        try await user.call(Endpoints.Templates.createVersion.at("base"),
+                            .object(["version": .string("1"), "manifest": .object(["image": .string("debian")])]))
+        try await user.call(Endpoints.Templates.promote.at("base"), TemplatePromoteRequest(version: "1"))
+        let session = try await user.call(Endpoints.Sessions.create, SessionCreateRequest(name: "dev", template: "base"))
+        return (user, session)
     }
 
     @Test func healthNeedsNoAuth() async throws {
-        try await Harness().run { client in
-            try await client.execute(uri: "/api/health", method: .get) {
-                #expect($0.status == .ok)
-                #expect(Self.decoded(HealthResponse.self, $0)?.status == "ok")
-            }
+        try await Harness().run { _, api in
+            let health = try await api.call(Endpoints.health)
+            #expect(health.status == "ok" && health.version == FlareVersion.current)
         }
     }
 
     @Test func registerLoginMeLogout() async throws {
-        try await Harness().run { client in
-            let token = try await Self.register(client, "Ada@Example.com")
-            try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(token)) {
-                #expect(Self.decoded(UserInfo.self, $0)?.email == "ada@example.com")
-            }
-            let second = try await client.execute(
-                uri: "/api/auth/login", method: .post,
-                body: Self.json(Credentials(email: "ada@example.com", password: "correct horse"))) {
-                #expect($0.status == .ok)
-                return try Self.decode(AuthResponse.self, $0).accessToken
-            }
-            try await client.execute(uri: "/api/auth/logout", method: .post, headers: Self.bearer(second)) {
-                #expect($0.status == .noContent)
-            }
-            try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(second)) {
-                #expect($0.status == .unauthorized)
-            }
+        try await Harness().run { _, api in
+            let first = try await Self.register(api, "Ada@Example.com")
+            #expect(try await first.call(Endpoints.Auth.me).email == "ada@example.com")
+            let login = try await api.call(Endpoints.Auth.login, Credentials(email: "ada@example.com", password: "correct horse"))
+            let second = api.authenticated(login.accessToken)
+            try await second.call(Endpoints.Auth.logout)
+            #expect(await Self.refusal { try await second.call(Endpoints.Auth.me) }?.status == 401)
             // The other token is untouched.
-            try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(token)) { #expect($0.status == .ok) }
+            #expect(try await first.call(Endpoints.Auth.me).email == "ada@example.com")
         }
     }
 
     @Test func wrongPasswordAndUnknownEmailGetTheSameAnswer() async throws {
-        try await Harness().run { client in
-            _ = try await Self.register(client, "a@b.co")
-            let wrongPassword = try await client.execute(
-                uri: "/api/auth/login", method: .post, body: Self.json(Credentials(email: "a@b.co", password: "nope-nope"))) {
-                #expect($0.status == .unauthorized)
-                return try Self.decode(ErrorBody.self, $0).error
+        try await Harness().run { raw, api in
+            _ = try await Self.register(api, "a@b.co")
+            func login(_ email: String) async throws -> ErrorBody.Detail {
+                let body = ByteBuffer(data: try FlareJSON.encoder().encode(Credentials(email: email, password: "nope-nope")))
+                return try await raw.execute(uri: Endpoints.Auth.login.path, method: .post, body: body) {
+                    #expect($0.status == .unauthorized)
+                    return try Self.decode(ErrorBody.self, $0).error
+                }
             }
-            let unknownEmail = try await client.execute(
-                uri: "/api/auth/login", method: .post, body: Self.json(Credentials(email: "x@b.co", password: "nope-nope"))) {
-                #expect($0.status == .unauthorized)
-                return try Self.decode(ErrorBody.self, $0).error
-            }
+            let wrongPassword = try await login("a@b.co")
+            let unknownEmail = try await login("x@b.co")
             #expect(wrongPassword.code == "invalid_credentials")
             #expect(wrongPassword.message == unknownEmail.message)
             #expect(!wrongPassword.requestId.isEmpty)
@@ -122,157 +119,134 @@ import Testing
     }
 
     @Test func duplicateEmailIsAConflict() async throws {
-        try await Harness().run { client in
-            _ = try await Self.register(client, "a@b.co")
-            try await client.execute(uri: "/api/auth/register", method: .post,
-                                     body: Self.json(Credentials(email: "A@B.CO", password: "password99"))) {
-                #expect($0.status == .conflict)
-                #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "email_taken")
+        try await Harness().run { _, api in
+            _ = try await Self.register(api, "a@b.co")
+            let refused = await Self.refusal {
+                try await api.call(Endpoints.Auth.register, Credentials(email: "A@B.CO", password: "password99"))
             }
+            #expect(refused?.status == 409 && refused?.code == "email_taken")
         }
     }
 
     @Test func malformedEmailsAreRefusedAndNothingIsStored() async throws {
-        try await Harness().run { client in
+        try await Harness().run { _, api in
             let bad = ["no-at-sign", "@b.co", "a@b", "a@.b.co", "a@b..co", "a@-b.co", "a b@c.co", "a\u{0}@b.co",
                        "a\u{1b}[31m@b.co", "\"a\"@b.co", "a<b>@c.co", "a\u{200b}b@c.co",
                        String(repeating: "x", count: 65) + "@b.co"]
             for email in bad {
-                try await client.execute(uri: "/api/auth/register", method: .post,
-                                         body: Self.json(Credentials(email: email, password: "password99"))) {
-                    #expect($0.status == .badRequest, "\(email.debugDescription)")
-                    #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "invalid_email", "\(email.debugDescription)")
+                let refused = await Self.refusal {
+                    try await api.call(Endpoints.Auth.register, Credentials(email: email, password: "password99"))
                 }
+                #expect(refused?.status == 400 && refused?.code == "invalid_email", "\(email.debugDescription)")
             }
             // (Sign-in is rate-limited at 10 a minute per address: check a few.)
             for email in bad.prefix(6) {
-                try await client.execute(uri: "/api/auth/login", method: .post,
-                                         body: Self.json(Credentials(email: email, password: "password99"))) {
-                    #expect($0.status == .unauthorized, "no account was made for \(email.debugDescription)")
+                let refused = await Self.refusal {
+                    try await api.call(Endpoints.Auth.login, Credentials(email: email, password: "password99"))
                 }
+                #expect(refused?.status == 401, "no account was made for \(email.debugDescription)")
             }
-            _ = try await Self.register(client, "o'brien+dev@mail.example.co")
+            _ = try await Self.register(api, "o'brien+dev@mail.example.co")
         }
     }
 
     @Test func malformedBodiesGetTheErrorShape() async throws {
-        try await Harness().run { client in
-            try await client.execute(uri: "/api/auth/register", method: .post, body: ByteBuffer(string: "{\"email\":")) {
+        try await Harness().run { raw, api in
+            let register = Endpoints.Auth.register.path
+            try await raw.execute(uri: register, method: .post, body: ByteBuffer(string: "{\"email\":")) {
                 #expect($0.status == .badRequest)
                 #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "invalid_request")
             }
-            try await client.execute(uri: "/api/auth/register", method: .post, body: ByteBuffer(string: "{\"email\":\"a@b.co\"}")) {
+            try await raw.execute(uri: register, method: .post, body: ByteBuffer(string: "{\"email\":\"a@b.co\"}")) {
                 #expect($0.status == .badRequest)
                 #expect(Self.decoded(ErrorBody.self, $0)?.error.message == "password is required")
             }
-            try await client.execute(uri: "/api/auth/register", method: .post,
-                                     body: Self.json(Credentials(email: "a@b.co", password: "short"))) {
-                #expect($0.status == .badRequest)
-                #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "weak_password")
+            let weak = await Self.refusal {
+                try await api.call(Endpoints.Auth.register, Credentials(email: "a@b.co", password: "short"))
             }
-            try await client.execute(uri: "/api/auth/register", method: .post,
-                                     body: ByteBuffer(string: String(repeating: "x", count: 200_000))) {
+            #expect(weak?.status == 400 && weak?.code == "weak_password")
+            try await raw.execute(uri: register, method: .post, body: ByteBuffer(string: String(repeating: "x", count: 200_000))) {
                 #expect($0.status == .contentTooLarge)
             }
-            try await client.execute(uri: "/api/nowhere", method: .get) {
+            try await raw.execute(uri: "/api/nowhere", method: .get) {
                 #expect($0.status == .notFound)
                 #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "not_found")
             }
-            try await client.execute(uri: "/api/sessions", method: .get) { #expect($0.status == .unauthorized) }
-            try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer("flr_forged")) {
-                #expect($0.status == .unauthorized)
-            }
+            #expect(await Self.refusal { try await api.call(Endpoints.Sessions.list) }?.status == 401)
+            #expect(await Self.refusal { try await api.authenticated("flr_forged").call(Endpoints.Sessions.list) }?.status == 401)
         }
     }
 
     @Test func sshKeysAddListDelete() async throws {
-        try await Harness().run { client in
-            let token = try await Self.register(client, "a@b.co")
+        try await Harness().run { _, api in
+            let user = try await Self.register(api, "a@b.co")
             let pair = OpenSSHKeyPair.generateEd25519(comment: "laptop")
-            let added = try await client.execute(uri: "/api/ssh-keys", method: .post, headers: Self.bearer(token),
-                                                 body: Self.json(SSHKeyCreateRequest(name: nil, publicKey: pair.publicKeyLine))) {
-                #expect($0.status == .created)
-                return try Self.decode(SSHKeyInfo.self, $0)
-            }
+            let added = try await user.call(Endpoints.SSHKeys.add, SSHKeyCreateRequest(name: nil, publicKey: pair.publicKeyLine))
             #expect(added.name == "laptop")
             #expect(added.fingerprint == SSHPublicKey(line: pair.publicKeyLine)?.fingerprint)
-            try await client.execute(uri: "/api/ssh-keys", method: .post, headers: Self.bearer(token),
-                                     body: Self.json(SSHKeyCreateRequest(name: nil, publicKey: pair.publicKeyLine))) {
-                #expect($0.status == .conflict)
+            let again = await Self.refusal {
+                try await user.call(Endpoints.SSHKeys.add, SSHKeyCreateRequest(name: nil, publicKey: pair.publicKeyLine))
             }
-            try await client.execute(uri: "/api/ssh-keys", method: .post, headers: Self.bearer(token),
-                                     body: Self.json(SSHKeyCreateRequest(name: nil, publicKey: "ssh-ed25519 garbage"))) {
-                #expect($0.status == .badRequest)
+            #expect(again?.status == 409)
+            let garbage = await Self.refusal {
+                try await user.call(Endpoints.SSHKeys.add, SSHKeyCreateRequest(name: nil, publicKey: "ssh-ed25519 garbage"))
             }
-            try await client.execute(uri: "/api/ssh-keys", method: .get, headers: Self.bearer(token)) {
-                #expect(Self.decoded([SSHKeyInfo].self, $0)?.map(\.id) == [added.id])
-            }
-            let other = try await Self.register(client, "c@d.co")
-            try await client.execute(uri: "/api/ssh-keys/\(added.id)", method: .delete, headers: Self.bearer(other)) {
-                #expect($0.status == .notFound)
-            }
-            try await client.execute(uri: "/api/ssh-keys/\(added.id)", method: .delete, headers: Self.bearer(token)) {
-                #expect($0.status == .noContent)
-            }
+            #expect(garbage?.status == 400)
+            #expect(try await user.all(Endpoints.SSHKeys.list).map(\.id) == [added.id])
+            let other = try await Self.register(api, "c@d.co")
+            #expect(await Self.refusal { try await other.call(Endpoints.SSHKeys.delete.at(added.id)) }?.status == 404)
+            try await user.call(Endpoints.SSHKeys.delete.at(added.id))
+            #expect(try await user.all(Endpoints.SSHKeys.list).isEmpty)
         }
     }
 
     @Test func templatesAndSessionsByNameOrId() async throws {
-        try await Harness().run { client in
-            let (token, session) = try await Self.userWithSession(client, "a@b.co")
+        try await Harness().run { _, api in
+            let (user, session) = try await Self.userWithSession(api, "a@b.co")
             #expect(session.state == .created)
             #expect(session.templateVersion == "1")
             #expect(session.hostPublicKey.hasPrefix("ssh-ed25519 "))
             for reference in ["dev", session.id] {
-                try await client.execute(uri: "/api/sessions/\(reference)", method: .get, headers: Self.bearer(token)) {
-                    #expect(Self.decoded(SessionInfo.self, $0)?.id == session.id)
-                }
+                #expect(try await user.call(Endpoints.Sessions.get.at(reference)).id == session.id)
             }
-            try await client.execute(uri: "/api/sessions/dev/events", method: .get, headers: Self.bearer(token)) {
-                let events = try Self.decode([SessionEvent].self, $0)
-                #expect(events.map(\.toState) == [.created])
+            #expect(try await user.all(Endpoints.Sessions.events.at("dev")).map(\.toState) == [.created])
+            let taken = await Self.refusal {
+                try await user.call(Endpoints.Sessions.create, SessionCreateRequest(name: "dev", template: "base"))
             }
-            try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
-                                     body: Self.json(SessionCreateRequest(name: "dev", template: "base"))) {
-                #expect($0.status == .conflict)
+            #expect(taken?.status == 409)
+            let relative = await Self.refusal {
+                try await user.call(Endpoints.Templates.createVersion.at("base"), .object([
+                    "version": .string("2"),
+                    "manifest": .object(["image": .string("x"), "persistedPaths": .array([.string("home")])]),
+                ]))
             }
-            try await client.execute(uri: "/api/templates/base/versions", method: .post, headers: Self.bearer(token),
-                                     body: ByteBuffer(string: #"{"version":"2","manifest":{"image":"x","persistedPaths":["home"]}}"#)) {
-                #expect($0.status == .badRequest)
-                #expect(Self.decoded(ErrorBody.self, $0)?.error.message
-                    == "manifest.persistedPaths[0] must be an absolute path")
+            #expect(relative?.status == 400)
+            #expect(relative?.description == "manifest.persistedPaths[0] must be an absolute path")
+            try await user.call(Endpoints.Templates.create, TemplateCreateRequest(name: "empty"))
+            let unpromoted = await Self.refusal {
+                try await user.call(Endpoints.Sessions.create, SessionCreateRequest(name: "x", template: "empty"))
             }
-            try await client.execute(uri: "/api/templates", method: .post, headers: Self.bearer(token),
-                                     body: Self.json(TemplateCreateRequest(name: "empty"))) { #expect($0.status == .created) }
-            try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
-                                     body: Self.json(SessionCreateRequest(name: "x", template: "empty"))) {
-                #expect($0.status == .conflict)
-                #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "template_not_promoted")
-            }
-            try await client.execute(uri: "/api/sessions/dev", method: .delete, headers: Self.bearer(token)) {
-                #expect($0.status == .noContent)
-            }
-            try await client.execute(uri: "/api/sessions/dev", method: .get, headers: Self.bearer(token)) {
-                #expect($0.status == .notFound)
-            }
+            #expect(unpromoted?.status == 409 && unpromoted?.code == "template_not_promoted")
+            try await user.call(Endpoints.Sessions.delete.at("dev"))
+            #expect(await Self.refusal { try await user.call(Endpoints.Sessions.get.at("dev")) }?.status == 404)
         }
     }
 
     @Test func anotherUsersSessionIsNotFound() async throws {
-        try await Harness().run { client in
-            let (_, session) = try await Self.userWithSession(client, "a@b.co")
-            let intruder = try await Self.register(client, "evil@b.co")
-            for (uri, method) in [("/api/sessions/\(session.id)", HTTPRequest.Method.get),
-                                  ("/api/sessions/\(session.id)/start", .post),
-                                  ("/api/sessions/\(session.id)/events", .get),
-                                  ("/api/sessions/\(session.id)", .delete)] {
-                try await client.execute(uri: uri, method: method, headers: Self.bearer(intruder)) {
-                    #expect($0.status == .notFound, "\(method) \(uri)")
-                }
-            }
-            try await client.execute(uri: "/api/sessions/\(session.id)/runtime-token", method: .post,
-                                     headers: Self.bearer(intruder), body: Self.json(RuntimeTokenRequest(purpose: .ssh))) {
-                #expect($0.status == .notFound)
+        try await Harness().run { _, api in
+            let (_, session) = try await Self.userWithSession(api, "a@b.co")
+            let intruder = try await Self.register(api, "evil@b.co")
+            let calls: [(String, @Sendable () async throws -> Void)] = [
+                ("get", { try await intruder.call(Endpoints.Sessions.get.at(session.id)) }),
+                ("start", { try await intruder.call(Endpoints.Sessions.start.at(session.id)) }),
+                ("events", { try await intruder.call(Endpoints.Sessions.events.at(session.id)) }),
+                ("delete", { try await intruder.call(Endpoints.Sessions.delete.at(session.id)) }),
+                ("runtime token", {
+                    try await intruder.call(Endpoints.Sessions.runtimeToken.at(session.id), RuntimeTokenRequest(purpose: .ssh))
+                }),
+            ]
+            for (name, call) in calls {
+                #expect(await Self.refusal(call)?.status == 404, "\(name)")
             }
         }
     }
@@ -281,22 +255,19 @@ import Testing
         let harness = try Harness()
         let signingKey = try Curve25519.Signing.PrivateKey(rawRepresentation: Data(contentsOf:
             harness.directory.url.appendingPathComponent("data/runtime-token-ed25519.key")))
-        try await harness.run { client in
-            let (token, session) = try await Self.userWithSession(client, "a@b.co")
-            let issued = try await client.execute(uri: "/api/sessions/dev/runtime-token", method: .post,
-                                                  headers: Self.bearer(token), body: Self.json(RuntimeTokenRequest(purpose: .ssh))) {
-                #expect($0.status == .created)
-                return try Self.decode(RuntimeTokenResponse.self, $0)
-            }
+        try await harness.run { _, api in
+            let (user, session) = try await Self.userWithSession(api, "a@b.co")
+            let issued = try await user.call(Endpoints.Sessions.runtimeToken.at("dev"), RuntimeTokenRequest(purpose: .ssh))
             #expect(issued.expiresAt.timeIntervalSinceNow <= 300 && issued.expiresAt.timeIntervalSinceNow > 280)
-            let upgrade: HTTPFields = [.connection: "Upgrade", .upgrade: "websocket", .secWebSocketVersion: "13",
-                                       .secWebSocketKey: "dGhlIHNhbXBsZSBub25jZQ=="]
+            // An upgrade request as a WebSocket client sends it (curl: a refusal closes the
+            // connection, so each attempt has its own).
             func attempt(_ token: String?, session id: String = session.id) async throws -> (HTTPResponse.Status, String) {
-                var headers = upgrade
-                if let token { headers[.authorization] = "Bearer \(token)" }
-                return try await client.execute(uri: "/gateway/ssh/\(id)", method: .get, headers: headers) {
-                    ($0.status, (try? Self.decode(ErrorBody.self, $0).error.code) ?? "")
-                }
+                var headers = ["Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="]
+                if let token { headers["Authorization"] = "Bearer \(token)" }
+                let response = try Curl.request(api.baseURL + Endpoints.Gateway.ssh.at(id).path, headers: headers)
+                let code = (try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(response.body.utf8)))?.error.code
+                return (HTTPResponse.Status(code: response.status), code ?? "")
             }
             #expect(try await attempt(nil) == (.unauthorized, "token_missing"))
             let forged = try RuntimeToken.sign(RuntimeTokenClaims(
@@ -308,15 +279,10 @@ import Testing
                 issuedAt: Date().addingTimeInterval(-400), expiresAt: Date().addingTimeInterval(-100)), with: signingKey)
             #expect(try await attempt(expired) == (.unauthorized, "token_expired"))
             #expect(try await attempt(issued.token, session: "ses_other") == (.forbidden, "token_wrong_session"))
-            let terminal = try await client.execute(uri: "/api/sessions/dev/runtime-token", method: .post,
-                                                    headers: Self.bearer(token), body: Self.json(RuntimeTokenRequest(purpose: .terminal))) {
-                try Self.decode(RuntimeTokenResponse.self, $0).token
-            }
-            #expect(try await attempt(terminal) == (.forbidden, "token_wrong_purpose"))
+            let terminal = try await user.call(Endpoints.Sessions.runtimeToken.at("dev"), RuntimeTokenRequest(purpose: .terminal))
+            #expect(try await attempt(terminal.token) == (.forbidden, "token_wrong_purpose"))
             // A genuine token for a session deleted since: revoked with it, no upgrade.
-            try await client.execute(uri: "/api/sessions/dev", method: .delete, headers: Self.bearer(token)) {
-                #expect($0.status == .noContent)
-            }
+            try await user.call(Endpoints.Sessions.delete.at("dev"))
             #expect(try await attempt(issued.token) == (.unauthorized, "token_revoked"))
         }
     }
@@ -325,72 +291,53 @@ import Testing
         let harness = try Harness()
         let gatewayToken = try String(contentsOf: harness.directory.url.appendingPathComponent("data/gateway-token"),
                                       encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        try await harness.run { client in
-            let (token, session) = try await Self.userWithSession(client, "a@b.co")
-            let runtime = try await client.execute(uri: "/api/sessions/dev/runtime-token", method: .post,
-                                                   headers: Self.bearer(token),
-                                                   body: Self.json(RuntimeTokenRequest(purpose: .ssh))) {
-                try Self.decode(RuntimeTokenResponse.self, $0).token
-            }
-            let resolve = Self.json(GatewayResolveRequest(token: runtime))
+        try await harness.run { _, api in
+            let (user, _) = try await Self.userWithSession(api, "a@b.co")
+            let gateway = api.authenticated(gatewayToken)
+            let runtime = try await user.call(Endpoints.Sessions.runtimeToken.at("dev"), RuntimeTokenRequest(purpose: .ssh)).token
             // Without the gateway token, or with a user's access token: refused.
-            for headers in [HTTPFields(), Self.bearer(token)] {
-                try await client.execute(uri: "/gateway/v1/resolve", method: .post, headers: headers, body: resolve) {
-                    #expect($0.status == .unauthorized)
-                    #expect(Self.decoded(ErrorBody.self, $0)?.error.code == "invalid_gateway_token")
+            for client in [api, user] {
+                let refused = await Self.refusal {
+                    try await client.call(Endpoints.GatewayLink.resolve, GatewayResolveRequest(token: runtime))
                 }
+                #expect(refused?.status == 401 && refused?.code == "invalid_gateway_token")
             }
-            try await client.execute(uri: "/gateway/v1/register", method: .post, headers: Self.bearer(gatewayToken),
-                                     body: Self.json(GatewayRegisterRequest(serviceKey: "not a key", name: "gw"))) {
-                #expect($0.status == .badRequest)
+            let notAKey = await Self.refusal {
+                try await gateway.call(Endpoints.GatewayLink.register, GatewayRegisterRequest(serviceKey: "not a key", name: "gw"))
             }
-            let registered = try await client.execute(
-                uri: "/gateway/v1/register", method: .post, headers: Self.bearer(gatewayToken),
-                body: Self.json(GatewayRegisterRequest(serviceKey: OpenSSHKeyPair.generateEd25519(comment: "gw").publicKeyLine,
-                                                       name: "gw"))) {
-                #expect($0.status == .ok)
-                return try Self.decode(GatewayRegisterResponse.self, $0)
-            }
+            #expect(notAKey?.status == 400)
+            let registered = try await gateway.call(Endpoints.GatewayLink.register, GatewayRegisterRequest(
+                serviceKey: OpenSSHKeyPair.generateEd25519(comment: "gw").publicKeyLine, name: "gw"))
             #expect(Data(base64Encoded: registered.runtimeTokenPublicKey)?.count == 32)
+            #expect(try await gateway.call(Endpoints.GatewayLink.keys).map(\.name).contains("gw"))
             // A forged token is refused; the session is not started (it is `created`).
-            try await client.execute(uri: "/gateway/v1/resolve", method: .post, headers: Self.bearer(gatewayToken),
-                                     body: Self.json(GatewayResolveRequest(token: "frt1.e30.AAAA"))) {
-                #expect($0.status == .unauthorized)
+            let forged = await Self.refusal {
+                try await gateway.call(Endpoints.GatewayLink.resolve, GatewayResolveRequest(token: "frt1.e30.AAAA"))
             }
+            #expect(forged?.status == 401)
+            #expect(try await user.call(Endpoints.Sessions.get.at("dev")).state == .created)
             // Check: a token of a deleted session has lost access; an unknown id too.
-            try await client.execute(uri: "/api/sessions/dev", method: .delete, headers: Self.bearer(token)) {
-                #expect($0.status == .noContent)
-            }
+            try await user.call(Endpoints.Sessions.delete.at("dev"))
             let claims = try #require(runtime.split(separator: ".").dropFirst().first.flatMap { Base64URL.decode(String($0)) })
-            let tokenId = try #require(try JSONSerialization.jsonObject(with: claims) as? [String: Any])["jti"] as? String
-            try await client.execute(uri: "/gateway/v1/check", method: .post, headers: Self.bearer(gatewayToken),
-                                     body: Self.json(GatewayCheckRequest(tokenIds: [try #require(tokenId), "rt_unknown"]))) {
-                #expect(Self.decoded(GatewayCheckResponse.self, $0)?.revokedTokenIds.sorted() == [tokenId!, "rt_unknown"].sorted())
-            }
-            _ = session
+            let object = try #require(try JSONSerialization.jsonObject(with: claims) as? [String: Any])
+            let tokenId = try #require(object["jti"] as? String)
+            let check = try await gateway.call(Endpoints.GatewayLink.check, GatewayCheckRequest(tokenIds: [tokenId, "rt_unknown"]))
+            #expect(check.revokedTokenIds.sorted() == [tokenId, "rt_unknown"].sorted())
         }
     }
 
     @Test func logoutEverywhereRevokesEveryTokenOfTheUser() async throws {
         let harness = try Harness()
-        try await harness.run { client in
-            let (first, _) = try await Self.userWithSession(client, "a@b.co")
-            let second = try await client.execute(uri: "/api/auth/login", method: .post,
-                                                  body: Self.json(Credentials(email: "a@b.co", password: "correct horse"))) {
-                try Self.decode(AuthResponse.self, $0).accessToken
-            }
+        try await harness.run { _, api in
+            let (first, _) = try await Self.userWithSession(api, "a@b.co")
+            let login = try await api.call(Endpoints.Auth.login, Credentials(email: "a@b.co", password: "correct horse"))
+            let second = api.authenticated(login.accessToken)
             for purpose in [RuntimeTokenPurpose.ssh, .terminal] {
-                try await client.execute(uri: "/api/sessions/dev/runtime-token", method: .post, headers: Self.bearer(first),
-                                         body: Self.json(RuntimeTokenRequest(purpose: purpose))) { #expect($0.status == .created) }
+                try await first.call(Endpoints.Sessions.runtimeToken.at("dev"), RuntimeTokenRequest(purpose: purpose))
             }
-            try await client.execute(uri: "/api/auth/logout-all", method: .post, headers: Self.bearer(second)) {
-                #expect($0.status == .ok)
-                #expect(Self.decoded(RevokeResponse.self, $0)?.revokedTokens == 2)
-            }
-            for token in [first, second] {
-                try await client.execute(uri: "/api/me", method: .get, headers: Self.bearer(token)) {
-                    #expect($0.status == .unauthorized)
-                }
+            #expect(try await second.call(Endpoints.Auth.logoutAll).revokedTokens == 2)
+            for client in [first, second] {
+                #expect(await Self.refusal { try await client.call(Endpoints.Auth.me) }?.status == 401)
             }
         }
     }
@@ -398,54 +345,39 @@ import Testing
     /// Lists come in pages: `limit` items at most, the next page named by a `Link` header until
     /// the last; a cursor that is not an item of the caller's list, or a limit out of range, is a 400.
     @Test func sessionAndTemplateListsArePagedByCursor() async throws {
-        try await Harness().run { client in
-            let (token, first) = try await Self.userWithSession(client, "pager@example.com")
+        try await Harness().run { _, api in
+            let (user, first) = try await Self.userWithSession(api, "pager@example.com")
             for name in ["b", "c", "d", "e"] {
-                try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
-                                         body: Self.json(SessionCreateRequest(name: name, template: "base"))) {
-                    #expect($0.status == .created)
-                }
+                try await user.call(Endpoints.Sessions.create, SessionCreateRequest(name: name, template: "base"))
             }
-            var names: [String] = []
-            var next: String? = "/api/sessions?limit=2"
-            var pages = 0
-            while let page = next, pages < 10 {
-                next = try await client.execute(uri: page, method: .get, headers: Self.bearer(token)) { response in
-                    #expect(response.status == .ok)
-                    let items = try Self.decode([SessionInfo].self, response)
-                    #expect(items.count <= 2)
-                    names += items.map(\.name)
-                    return response.headers[HTTPField.Name("Link")!].flatMap { link in
-                        link.split(separator: "<").last?.split(separator: ">").first.map(String.init)
-                    }
-                }
+            var page = try await user.page(Endpoints.Sessions.list, limit: 2)
+            var names = page.items.map(\.name)
+            var pages = 1
+            while let next = page.next, pages < 10 {
+                page = try await user.page(next)
+                #expect(page.items.count <= 2)
+                names += page.items.map(\.name)
                 pages += 1
             }
             #expect(names == ["dev", "b", "c", "d", "e"], "oldest first, each once")
             #expect(pages == 3)
             // Without a limit: the first 100, no next page here.
-            try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer(token)) { response in
-                let listed = try Self.decode([SessionInfo].self, response)
-                #expect(listed.count == 5)
-                #expect(response.headers[HTTPField.Name("Link")!] == nil)
+            let unlimited = try await user.page(Endpoints.Sessions.list)
+            #expect(unlimited.items.count == 5 && unlimited.next == nil)
+            for bad in [Endpoints.Sessions.list.query(["limit": "0"]), Endpoints.Sessions.list.query(["limit": "1001"]),
+                        Endpoints.Sessions.list.query(["limit": "x"]), Endpoints.Sessions.list.query(["cursor": "ses_nope"])] {
+                #expect(await Self.refusal { try await user.call(bad) }?.status == 400, "\(bad.path)")
             }
-            for bad in ["/api/sessions?limit=0", "/api/sessions?limit=1001", "/api/sessions?limit=x",
-                        "/api/sessions?cursor=ses_nope", "/api/templates?cursor=tpl_nope"] {
-                try await client.execute(uri: bad, method: .get, headers: Self.bearer(token)) {
-                    #expect($0.status == .badRequest, "\(bad)")
-                }
-            }
+            #expect(await Self.refusal {
+                try await user.call(Endpoints.Templates.list.query(["cursor": "tpl_nope"]))
+            }?.status == 400)
             // Another account's session is not a cursor of this list.
-            let other = try await Self.register(client, "other-pager@example.com")
-            try await client.execute(uri: "/api/sessions?cursor=\(first.id)", method: .get, headers: Self.bearer(other)) {
-                #expect($0.status == .badRequest)
-                #expect(String(buffer: $0.body).contains("invalid_cursor"))
-            }
-            try await client.execute(uri: "/api/templates?limit=1", method: .get, headers: Self.bearer(token)) { response in
-                let templates = try Self.decode([TemplateInfo].self, response)
-                #expect(templates.map(\.name) == ["base"] && templates.first?.versions.count == 1)
-                #expect(response.headers[HTTPField.Name("Link")!] == nil)
-            }
+            let other = try await Self.register(api, "other-pager@example.com")
+            let foreign = await Self.refusal { try await other.call(Endpoints.Sessions.list.query(["cursor": first.id])) }
+            #expect(foreign?.status == 400 && foreign?.code == "invalid_cursor")
+            let templates = try await user.page(Endpoints.Templates.list, limit: 1)
+            #expect(templates.items.map(\.name) == ["base"] && templates.items.first?.versions.count == 1)
+            #expect(templates.next == nil)
         }
     }
 
@@ -454,17 +386,12 @@ import Testing
     @Test func listedSessionsAreWhatTheirOwnRouteShows() async throws {
         let harness = try Harness()
         let store = harness.server.store
-        try await harness.run { client in
-            let (token, _) = try await Self.userWithSession(client, "lister@example.com")
+        try await harness.run { raw, api in
+            let (user, _) = try await Self.userWithSession(api, "lister@example.com")
             for index in 0..<12 {
-                try await client.execute(uri: "/api/sessions", method: .post, headers: Self.bearer(token),
-                                         body: Self.json(SessionCreateRequest(name: "s\(index)", template: "base"))) {
-                    #expect($0.status == .created)
-                }
+                try await user.call(Endpoints.Sessions.create, SessionCreateRequest(name: "s\(index)", template: "base"))
             }
-            let created = try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer(token)) {
-                try Self.decode([SessionInfo].self, $0)
-            }
+            let created = try await user.call(Endpoints.Sessions.list)
             // A way to each live state, through the machine.
             let paths: [[SessionStateMachine.Command]] = [[], [.start], [.start, .agentReady], [.start, .stop],
                                                           [.start, .stop, .stopped], [.start, .agentFailed]]
@@ -483,15 +410,17 @@ import Testing
                     $0.updatedAt = at
                 }
             }
-            let listed = try await client.execute(uri: "/api/sessions", method: .get, headers: Self.bearer(token)) {
+            // The exact bytes of each answer, so through the raw client.
+            let owner = Self.bearer(try #require(user.token))
+            let listed = try await raw.execute(uri: Endpoints.Sessions.list.path, method: .get, headers: owner) {
                 #expect($0.status == .ok)
                 #expect($0.headers[.contentType] == "application/json; charset=utf-8")
                 return String(buffer: $0.body)
             }
             var singles: [String] = []
             for session in created {
-                singles.append(try await client.execute(uri: "/api/sessions/\(session.id)", method: .get,
-                                                        headers: Self.bearer(token)) { String(buffer: $0.body) })
+                singles.append(try await raw.execute(uri: Endpoints.Sessions.get.at(session.id).path, method: .get,
+                                                     headers: owner) { String(buffer: $0.body) })
             }
             #expect(listed == "[" + singles.joined(separator: ",") + "]")
             let decoded = try FlareJSON.decoder().decode([SessionInfo].self, from: Data(listed.utf8))
@@ -501,19 +430,16 @@ import Testing
         }
     }
 
-    /// Follows a list's `Link` headers from `path`; returns the pages' items.
-    static func allPages<T: Decodable>(_ client: any TestClientProtocol, _ path: String, token: String,
-                                       as type: T.Type) async throws -> [[T]] {
-        var pages: [[T]] = []
-        var next: String? = path
-        while let page = next, pages.count < 20 {
-            next = try await client.execute(uri: page, method: .get, headers: bearer(token)) { response in
-                #expect(response.status == .ok, "\(page)")
-                pages.append(try decode([T].self, response))
-                return response.headers[HTTPField.Name("Link")!].flatMap { link in
-                    link.split(separator: "<").last?.split(separator: ">").first.map(String.init)
-                }
-            }
+    /// Every page of a list, following its `Link` headers from a first page of `limit`.
+    static func allPages<Target: EndpointTarget, Item: Decodable & Sendable>(_ client: FlareClient, _ target: Target,
+                                                                             limit: Int) async throws -> [[Item]]
+        where Target.Body == NoBody, Target.Response == [Item]
+    {
+        var page = try await client.page(target, limit: limit)
+        var pages = [page.items]
+        while let next = page.next, pages.count < 20 {
+            page = try await client.page(next)
+            pages.append(page.items)
         }
         return pages
     }
@@ -523,34 +449,34 @@ import Testing
     @Test func eventsAndKeysArePagedByCursor() async throws {
         let harness = try Harness()
         let store = harness.server.store
-        try await harness.run { client in
-            let (token, session) = try await Self.userWithSession(client, "events@example.com")
+        try await harness.run { _, api in
+            let (user, session) = try await Self.userWithSession(api, "events@example.com")
             for command: SessionStateMachine.Command in [.start, .agentReady, .stop, .stopped] {
                 _ = try await store.transition(sessionId: session.id, command, reason: "\(command)")
             }
-            let pages = try await Self.allPages(client, "/api/sessions/dev/events?limit=2", token: token, as: SessionEvent.self)
+            let pages = try await Self.allPages(user, Endpoints.Sessions.events.at("dev"), limit: 2)
             #expect(pages.map(\.count) == [2, 2, 1])
             #expect(pages.flatMap { $0 }.map(\.toState) == [.created, .starting, .running, .stopping, .sleeping])
             for _ in 0..<3 {
-                try await client.execute(uri: "/api/ssh-keys", method: .post, headers: Self.bearer(token),
-                                         body: Self.json(SSHKeyCreateRequest(
-                                            name: nil, publicKey: OpenSSHKeyPair.generateEd25519(comment: "k").publicKeyLine))) {
-                    #expect($0.status == .created)
-                }
+                try await user.call(Endpoints.SSHKeys.add, SSHKeyCreateRequest(
+                    name: nil, publicKey: OpenSSHKeyPair.generateEd25519(comment: "k").publicKeyLine))
             }
-            let keys = try await Self.allPages(client, "/api/ssh-keys?limit=2", token: token, as: SSHKeyInfo.self)
+            let keys = try await Self.allPages(user, Endpoints.SSHKeys.list, limit: 2)
             #expect(keys.map(\.count) == [2, 1])
             #expect(Set(keys.flatMap { $0 }.map(\.id)).count == 3)
 
-            let (other, _) = try await Self.userWithSession(client, "events-other@example.com")
+            let (other, _) = try await Self.userWithSession(api, "events-other@example.com")
             let firstEvent = pages[0][0].id
-            for (path, bearer) in [("/api/sessions/dev/events?cursor=\(firstEvent)", other),
-                                   ("/api/sessions/dev/events?cursor=abc", token),
-                                   ("/api/ssh-keys?cursor=\(keys[0][0].id)", other)] {
-                try await client.execute(uri: path, method: .get, headers: Self.bearer(bearer)) {
-                    #expect($0.status == .badRequest, "\(path)")
-                    #expect(String(buffer: $0.body).contains("invalid_cursor"))
-                }
+            let refused: [(String, @Sendable () async throws -> Void)] = [
+                ("another session's event", {
+                    try await other.call(Endpoints.Sessions.events.at("dev").query(["cursor": String(firstEvent)]))
+                }),
+                ("no such event", { try await user.call(Endpoints.Sessions.events.at("dev").query(["cursor": "abc"])) }),
+                ("another account's key", { try await other.call(Endpoints.SSHKeys.list.query(["cursor": keys[0][0].id])) }),
+            ]
+            for (name, call) in refused {
+                let error = await Self.refusal(call)
+                #expect(error?.status == 400 && error?.code == "invalid_cursor", "\(name)")
             }
         }
     }
@@ -560,8 +486,8 @@ import Testing
     @Test func expiredAndRevokedAccessTokensAreRefused() async throws {
         let harness = try Harness()
         let store = harness.server.store
-        try await harness.run { client in
-            _ = try await Self.register(client, "tokens@example.com")
+        try await harness.run { _, api in
+            _ = try await Self.register(api, "tokens@example.com")
             let user = try #require(try await store.user(email: "tokens@example.com"))
             let now = Date()
             for (secret, expires, revoked) in [("live-secret", now.addingTimeInterval(600), nil as Date?),
@@ -571,15 +497,18 @@ import Testing
                     tokenHash: SessionLifecycle.hash(secret), userId: user.id, createdAt: now.addingTimeInterval(-60),
                     expiresAt: expires, revokedAt: revoked))
             }
-            for path in ["/api/me", "/api/sessions"] {
-                try await client.execute(uri: path, method: .get, headers: Self.bearer("live-secret")) {
-                    #expect($0.status == .ok, "\(path)")
-                }
-                for secret in ["expired-secret", "revoked-secret", "never-issued"] {
-                    try await client.execute(uri: path, method: .get, headers: Self.bearer(secret)) {
-                        #expect($0.status == .unauthorized, "\(secret) on \(path)")
-                        #expect(String(buffer: $0.body).contains("invalid_token"))
-                    }
+            let live = api.authenticated("live-secret")
+            #expect(try await live.call(Endpoints.Auth.me).email == "tokens@example.com")
+            #expect(try await live.call(Endpoints.Sessions.list).isEmpty)
+            for secret in ["expired-secret", "revoked-secret", "never-issued"] {
+                let client = api.authenticated(secret)
+                let calls: [(String, @Sendable () async throws -> Void)] = [
+                    ("me", { try await client.call(Endpoints.Auth.me) }),
+                    ("sessions", { try await client.call(Endpoints.Sessions.list) }),
+                ]
+                for (name, call) in calls {
+                    let error = await Self.refusal(call)
+                    #expect(error?.status == 401 && error?.code == "invalid_token", "\(secret) on \(name)")
                 }
             }
         }

@@ -1,5 +1,9 @@
+import AsyncHTTPClient
+import FlareClient
 import FlareContracts
 import Foundation
+import NIOCore
+import NIOFoundationCompat
 import Testing
 
 /// Sessions as Docker containers (`flare-server --runtime docker`), end to end with OpenSSH. The
@@ -121,7 +125,18 @@ struct DockerRuntimeTests {
         #expect(try fixture.flare(["ssh", "files", "--", "cat /opt/tool/config; ls /opt/tool"]).stdout == "answer=42\nconfig\n")
 
         // Straight to the API, as a hostile client would: version 2 still waits for its bundle.
-        let api = try FixtureAPI(fixture)
+        let api = try fixture.client()
+        let bundleOfVersion2 = Endpoints.Templates.uploadBundle.at("base", "2")
+        /// The answer's status, and the error's code and message when refused.
+        @Sendable func putBundle(_ file: String) async throws -> (Int, String) {
+            let body = HTTPClientRequest.Body.bytes(ByteBuffer(data: try Data(contentsOf: URL(fileURLWithPath: file))))
+            do {
+                try await api.upload(bundleOfVersion2, body, contentType: "application/x-tar")
+                return (200, "")
+            } catch let error as FlareClientError {
+                return (error.status ?? 0, "\(error.code ?? ""): \(error)")
+            }
+        }
         let evil = fixture.directory.path("evil.tar")
         let script = "import io, tarfile, sys\n"
             + "with tarfile.open(sys.argv[1], 'w') as tar:\n"
@@ -129,7 +144,7 @@ struct DockerRuntimeTests {
             + "        info = tarfile.TarInfo(name); info.size = 1; tar.addfile(info, io.BytesIO(b'x'))\n"
         let made = try TestProcess.run(["python3", "-c", script, evil])
         #expect(made.status == 0, "\(made.stderr)")
-        let refused = try await api.put("/api/templates/base/versions/2/bundle", file: evil)
+        let refused = try await putBundle(evil)
         #expect(refused.0 == 400, "\(refused.1)")
         #expect(refused.1.contains("invalid_bundle"))
         #expect(!FileManager.default.fileExists(atPath: "/tmp/flare-escaped"))
@@ -140,12 +155,12 @@ struct DockerRuntimeTests {
             + "    link = tarfile.TarInfo('etc/tool'); link.type = tarfile.SYMTYPE; link.linkname = '/tmp'; tar.addfile(link)\n"
             + "    info = tarfile.TarInfo('etc/tool/flare-through-link'); info.size = 1; tar.addfile(info, io.BytesIO(b'x'))\n"
         #expect(try TestProcess.run(["python3", "-c", linkScript, linked]).status == 0)
-        let throughLink = try await api.put("/api/templates/base/versions/2/bundle", file: linked)
+        let throughLink = try await putBundle(linked)
         #expect(throughLink.0 == 400, "\(throughLink.1)")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/flare-through-link"), "the bundle wrote through its link")
         let huge = fixture.directory.path("huge.tar")
         try Data(count: 2 << 20).write(to: URL(fileURLWithPath: huge))
-        let tooLarge = try await api.put("/api/templates/base/versions/2/bundle", file: huge)
+        let tooLarge = try await putBundle(huge)
         #expect(tooLarge.0 == 413, "\(tooLarge.1)")
         #expect(try fixture.flare(["template", "list"]).stdout.contains("2 (awaiting_bundle)"))
         // Following a build that cannot progress until someone uploads its bundle ends at once.
@@ -154,8 +169,8 @@ struct DockerRuntimeTests {
         // Two good bundles at once for the same version: one is kept, the other is told so.
         let good = fixture.directory.path("good.tar")
         #expect(try TestProcess.run(["tar", "-cf", good, "-C", bundle, "etc/tool/config"]).status == 0)
-        async let first = api.put("/api/templates/base/versions/2/bundle", file: good)
-        async let second = api.put("/api/templates/base/versions/2/bundle", file: good)
+        async let first = putBundle(good)
+        async let second = putBundle(good)
         let statuses = try await [first.0, second.0].sorted()
         #expect(statuses == [200, 409], "\(statuses)")
     }

@@ -1,4 +1,5 @@
 import Crypto
+import FlareClient
 import FlareContracts
 import FlareHTTP
 import FlareSystem
@@ -17,8 +18,8 @@ struct GatewayRelayTests {
     @Test func twoHundredConcurrentRelayedConnectionsEachReachTheAgent() async throws {
         let fixture = try ServerFixture.withRunningSession()
         let session = try fixture.sessionId()
-        let token = try await FixtureAPI(fixture).runtimeToken(session: session, purpose: .ssh)
-        let url = fixture.url.replacingOccurrences(of: "http://", with: "ws://") + "/gateway/ssh/\(session)?token=\(token)"
+        let token = try await fixture.runtimeToken(session: session, purpose: .ssh)
+        let url = fixture.url.replacingOccurrences(of: "http://", with: "ws://") + Endpoints.Gateway.ssh.at(session).query(["token": token]).path
         let count = 200
         let greeted = Counter()
         let logger = quietLogger()
@@ -44,7 +45,7 @@ struct GatewayRelayTests {
             // While all are open, the gateway reports them.
             var open = 0.0
             _ = await waitForAsync(timeout: 60) {
-                let metrics = (try? await FixtureAPI.get(fixture.url, "/metrics").1) ?? ""
+                let metrics = (try? await RawHTTP.get(fixture.url, "/metrics").1) ?? ""
                 open = metrics.split(separator: "\n")
                     .first { $0.hasPrefix(#"flare_gateway_open_connections{purpose="ssh"} "#) }
                     .flatMap { Double($0.split(separator: " ").last!) } ?? 0

@@ -59,7 +59,7 @@ struct GatewayTests {
                                            environment: ["FLARE_GATEWAY_URL": gateway.url])
             #expect(result.stdout == "via-\(gateway.name)\n", "\(result.stderr) \(gateway.process.output)")
         }
-        let api = try FixtureAPI(fixture)
+        let api = fixture
         let session = try fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
         try await TerminalDriver.run(gateway: gateways[1].url, session: session, token: token) { terminal in
@@ -79,7 +79,7 @@ struct GatewayTests {
         #expect(cut < 1.0, "both cut after \(cut)s")
 
         // A forged token is refused by a standalone gateway before any upgrade.
-        let (status, body) = try await FixtureAPI.get(gateways[0].url, "/gateway/ssh/\(session)?token=frt1.x.y")
+        let (status, body) = try await RawHTTP.get(gateways[0].url, Endpoints.Gateway.ssh.at(session).query(["token": "frt1.x.y"]).path)
         #expect(status == 401)
         #expect(body.contains("token_malformed"))
     }
@@ -104,7 +104,7 @@ struct GatewayTests {
         let fixture = try ServerFixture.withRunningSession()
         #expect(try fixture.flare(["ssh", "dev", "--", "head -c 100000 /dev/zero"]).stdoutData.count == 100_000)
         let session = try fixture.sessionId()
-        _ = try await FixtureAPI.get(fixture.url, "/gateway/ssh/\(session)?token=frt1.x.y")
+        _ = try await RawHTTP.get(fixture.url, Endpoints.Gateway.ssh.at(session).query(["token": "frt1.x.y"]).path)
         #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
         #expect(try fixture.flare(["ssh", "dev", "--", "true"]).status == 0)
 
@@ -114,7 +114,7 @@ struct GatewayTests {
             metrics.split(separator: "\n").first { $0.hasPrefix(line + " ") }.flatMap { Double($0.split(separator: " ").last!) }
         }
         _ = await waitForAsync(timeout: 10) {
-            (status, metrics) = (try? await FixtureAPI.get(fixture.url, "/metrics")) ?? (0, "")
+            (status, metrics) = (try? await RawHTTP.get(fixture.url, "/metrics")) ?? (0, "")
             return value(#"flare_gateway_open_connections{purpose="ssh"}"#) == 0
         }
         #expect(status == 200)

@@ -237,29 +237,32 @@ struct IsolationTests {
         let snapshot = try fixture.flare(["snapshot", "list", "dev", "--json"]).stdout
         let snapshotId = try FlareJSON.decoder().decode([SnapshotInfo].self, from: Data(snapshot.utf8)).first?.id ?? "none"
         let intruder = ["Authorization": "Bearer \(try Curl.register(fixture.url, email: "mallory@example.com"))"]
-        let attempts: [(String, String, String?)] = [
-            ("GET", "/api/sessions/\(id)", nil), ("GET", "/api/sessions/dev", nil),
-            ("GET", "/api/sessions/\(id)/events", nil), ("GET", "/api/sessions/\(id)/logs", nil),
-            ("GET", "/api/sessions/\(id)/snapshots", nil),
-            ("GET", "/api/sessions/\(id)/snapshots/\(snapshotId)/content", nil),
-            ("POST", "/api/sessions/\(id)/snapshots/\(snapshotId)/restore", "{}"),
-            ("POST", "/api/sessions/\(id)/snapshots", "{}"),
-            ("DELETE", "/api/sessions/\(id)/snapshots/\(snapshotId)", nil),
-            ("POST", "/api/sessions/\(id)/stop", "{}"), ("POST", "/api/sessions/\(id)/start", "{}"),
-            ("POST", "/api/sessions/\(id)/runtime-token", #"{"purpose":"ssh"}"#),
-            ("POST", "/api/sessions/\(id)/runtime-tokens/revoke", "{}"),
-            ("DELETE", "/api/sessions/\(id)", nil), ("GET", "/api/templates/base", nil),
-            ("GET", "/api/templates/base/versions/1/build-log", nil),
-            ("POST", "/api/templates/base/promote", #"{"version":"1"}"#),
-            ("POST", "/api/templates/base/versions", #"{"version":"2","manifest":{"image":"debian:bookworm"}}"#),
-            ("PUT", "/api/templates/base/versions/1/bundle", "not a tar"),
-            ("POST", "/api/sessions", #"{"name":"mine","template":"base"}"#),
+        // Every route that names a session or template, with the first account's ids: what
+        // another account's token may try, in the raw (curl) form an attacker would send.
+        func attempt(_ target: some EndpointTarget, _ body: String? = nil) -> (String, String, String?) {
+            (target.method.rawValue, target.path, body)
+        }
+        let attempts = [
+            attempt(Endpoints.Sessions.get.at(id)), attempt(Endpoints.Sessions.get.at("dev")),
+            attempt(Endpoints.Sessions.events.at(id)), attempt(Endpoints.Sessions.logs.at(id)),
+            attempt(Endpoints.Snapshots.list.at(id)), attempt(Endpoints.Snapshots.content.at(id, snapshotId)),
+            attempt(Endpoints.Snapshots.restore.at(id, snapshotId), "{}"), attempt(Endpoints.Snapshots.save.at(id), "{}"),
+            attempt(Endpoints.Snapshots.delete.at(id, snapshotId)),
+            attempt(Endpoints.Sessions.stop.at(id), "{}"), attempt(Endpoints.Sessions.start.at(id), "{}"),
+            attempt(Endpoints.Sessions.runtimeToken.at(id), #"{"purpose":"ssh"}"#),
+            attempt(Endpoints.Sessions.revokeRuntimeTokens.at(id), "{}"),
+            attempt(Endpoints.Sessions.delete.at(id)), attempt(Endpoints.Templates.get.at("base")),
+            attempt(Endpoints.Templates.buildLog.at("base", "1")),
+            attempt(Endpoints.Templates.promote.at("base"), #"{"version":"1"}"#),
+            attempt(Endpoints.Templates.createVersion.at("base"), #"{"version":"2","manifest":{"image":"debian:bookworm"}}"#),
+            attempt(Endpoints.Templates.uploadBundle.at("base", "1"), "not a tar"),
+            attempt(Endpoints.Sessions.create, #"{"name":"mine","template":"base"}"#),
         ]
         for (method, path, body) in attempts {
             let response = try Curl.request(fixture.url + path, method: method, headers: intruder, body: body)
             #expect(response.status == 404, "\(method) \(path) as another account: \(response.status) \(response.body)")
         }
-        let listed = try Curl.request(fixture.url + "/api/sessions", headers: intruder)
+        let listed = try Curl.request(fixture.url + Endpoints.Sessions.list.path, headers: intruder)
         #expect(listed.status == 200 && !listed.body.contains(id))
         #expect(try fixture.flare(["snapshot", "list", "dev", "--json"]).stdout.contains(snapshotId))
         #expect(try fixture.flare(["ssh", "dev", "--", "echo still-mine"]).stdout == "still-mine\n")
@@ -388,7 +391,7 @@ struct IsolationTests {
         let auth = ["Authorization": "Bearer \(token)"]
         #expect(try Curl.request(fixture.url + "/api/templates", method: "POST", headers: auth,
                                  body: #"{"name":"copy"}"#).status == 201)
-        let owner = ["Authorization": "Bearer \(try FixtureAPI(fixture).accessToken)"]
+        let owner = ["Authorization": "Bearer \(try #require(try fixture.client().token))"]
         let victim = try Curl.request(fixture.url + "/api/templates/base", headers: owner).body
         let victimId = (try JSONSerialization.jsonObject(with: Data(victim.utf8)) as? [String: Any])?["id"] as? String ?? ""
         #expect(victimId.hasPrefix("tpl"))

@@ -16,7 +16,7 @@ import Testing
         let stream = try TemporaryFile()
         let curl = try SpawnedProcess(
             ["curl", "-sS", "-N", "--max-time", "60", "-H", "Authorization: Bearer \(gatewayToken)",
-             fixture.url + "/gateway/v1/revocations"],
+             fixture.url + Endpoints.GatewayLink.revocations.path],
             stdin: nil, stdout: stream.handle.fileDescriptor, stderr: stream.handle.fileDescriptor)
         defer { curl.signal(SIGKILL) }
         #expect(waitFor(timeout: 15) { stream.contents().contains("keepalive") }, "the stream is open: \(stream.contents())")

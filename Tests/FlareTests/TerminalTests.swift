@@ -6,7 +6,7 @@ import Testing
 struct TerminalTests {
     @Test func browserTerminalFollowsResizesAndComesBackAfterAReconnect() async throws {
         let fixture = try ServerFixture.withRunningSession()
-        let api = try FixtureAPI(fixture)
+        let api = fixture
         let session = try fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
 
@@ -55,7 +55,7 @@ struct TerminalTests {
 
     @Test func revokingCutsATerminalAndEndsItsShell() async throws {
         let fixture = try ServerFixture.withRunningSession()
-        let api = try FixtureAPI(fixture)
+        let api = fixture
         let session = try fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
         let box = TerminalBox()
@@ -84,10 +84,10 @@ struct TerminalTests {
 
     @Test func anSSHTokenCannotOpenATerminal() async throws {
         let fixture = try ServerFixture.withRunningSession()
-        let api = try FixtureAPI(fixture)
+        let api = fixture
         let session = try fixture.sessionId()
         let sshToken = try await api.runtimeToken(session: session, purpose: .ssh)
-        let (status, body) = try await FixtureAPI.get(fixture.url, "/gateway/terminal/\(session)?token=\(sshToken)")
+        let (status, body) = try await RawHTTP.get(fixture.url, Endpoints.Gateway.terminal.at(session).query(["token": sshToken]).path)
         #expect(status == 403)
         #expect(body.contains("token_wrong_purpose"))
     }

@@ -1,3 +1,4 @@
+import FlareClient
 import FlareContracts
 import Foundation
 import Logging
@@ -52,7 +53,7 @@ public struct CommandService: Service {
         } catch {
             logger.error("command failed", metadata: ["command.kind": "\(command.kind)", "error": "\(error)"])
             return AgentCommandResult(succeeded: false, message: "\(error)",
-                                      status: (error as? ControlPlaneClient.RequestError)?.status)
+                                      status: (error as? FlareClientError)?.status)
         }
     }
 }

@@ -1,3 +1,4 @@
+import FlareClient
 import FlareContracts
 import Foundation
 import Logging
@@ -46,7 +47,7 @@ public struct HeartbeatService: Service {
             do {
                 try await client.heartbeat(activity.snapshot)
                 authorizedKeys.replace(with: try await client.config().authorizedKeys)
-            } catch let error as ControlPlaneClient.RequestError where error.status == 401 {
+            } catch let error as FlareClientError where error.status == 401 {
                 // The token is cleared when the session stops, fails or is deleted: this agent no
                 // longer serves anything.
                 throw SessionGone(description: "the control plane no longer knows this agent's session (\(error))")

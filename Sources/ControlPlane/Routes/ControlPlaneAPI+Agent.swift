@@ -7,8 +7,7 @@ import NIOCore
 /// ``AgentService``.
 extension ControlPlaneAPI {
     func addAgentRoutes(to group: RouterGroup<AgentRequestContext>) {
-        group.post("/register") { request, context -> HTTPResponse.Status in
-            let body = try await request.decodeJSON(AgentRegisterRequest.self, context: context)
+        group.on(Endpoints.Agent.register) { _, context, body in
             context.logger.info("agent registered", metadata: [
                 "agent.version": "\(body.agentVersion)", "agent.pid": "\(body.pid)",
                 "agent.endpoint": "\(body.sshEndpoint)",
@@ -17,34 +16,32 @@ extension ControlPlaneAPI {
             return .noContent
         }
 
-        group.get("/config") { _, context -> AgentConfig in
-            try await agents.config(context.agent)
+        group.on(Endpoints.Agent.config) { _, context in
+            .ok(try await agents.config(context.agent))
         }
 
-        group.post("/ready") { request, context -> HTTPResponse.Status in
-            try await agents.ready(context.agent, try await request.decodeJSON(AgentHeartbeat.self, context: context))
+        group.on(Endpoints.Agent.ready) { _, context, activity in
+            try await agents.ready(context.agent, activity)
             return .noContent
         }
 
-        group.post("/failed") { request, context -> HTTPResponse.Status in
-            await agents.failed(context.agent, try await request.decodeJSON(AgentFailure.self, context: context))
+        group.on(Endpoints.Agent.failed) { _, context, failure in
+            await agents.failed(context.agent, failure)
             return .noContent
         }
 
-        group.post("/heartbeat") { request, context -> HTTPResponse.Status in
-            try await agents.heartbeat(context.agent, try await request.decodeJSON(AgentHeartbeat.self, context: context))
+        group.on(Endpoints.Agent.heartbeat) { _, context, activity in
+            try await agents.heartbeat(context.agent, activity)
             return .noContent
         }
 
         // A long poll: 204 when no command came within 25 s.
-        group.get("/commands") { _, context -> Response in
-            guard let command = await agents.nextCommand(context.agent) else { return Response(status: .noContent) }
-            return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: try FlareJSON.encoder().encode(command))))
+        group.on(Endpoints.Agent.nextCommand) { _, context in
+            guard let command = await agents.nextCommand(context.agent) else { return .noContent }
+            return .ok(command)
         }
 
-        group.post("/commands/{id}/result") { request, context -> HTTPResponse.Status in
-            let result = try await request.decodeJSON(AgentCommandResult.self, context: context)
+        group.on(Endpoints.Agent.commandResult) { _, context, result in
             try await agents.finish(context.agent, command: try context.parameters.require("id"), result)
             return .noContent
         }

@@ -3,21 +3,31 @@ import Foundation
 import Hummingbird
 
 /// Sign-up and sign-in: adapters over ``AccountService``, behind the per-address and
-/// per-account rate limits (429 past them).
+/// per-account rate limits (429 past them). The per-address limit is checked before the body is read.
 extension ControlPlaneAPI {
     func addAuthRoutes(to router: Router<FlareRequestContext>) {
-        router.post("/api/auth/register") { request, context -> EditedResponse<AuthResponse> in
-            try rateLimits.registerByAddress.take(context.clientAddress).enforce("sign-ups from this address")
-            let credentials = try await request.decodeJSON(Credentials.self, context: context)
-            return EditedResponse(status: .created, response: try await accounts.register(credentials))
-        }
+        router.group().add(middleware: AddressRateLimit(limiter: rateLimits.registerByAddress, what: "sign-ups from this address"))
+            .on(Endpoints.Auth.register) { _, _, credentials in
+                .created(try await accounts.register(credentials))
+            }
 
-        router.post("/api/auth/login") { request, context -> AuthResponse in
-            try rateLimits.loginByAddress.take(context.clientAddress).enforce("sign-in attempts from this address")
-            let credentials = try await request.decodeJSON(Credentials.self, context: context)
-            try rateLimits.loginByAccount.take(AccountService.normalized(credentials.email))
-                .enforce("sign-in attempts for this account")
-            return try await accounts.login(credentials)
-        }
+        router.group().add(middleware: AddressRateLimit(limiter: rateLimits.loginByAddress, what: "sign-in attempts from this address"))
+            .on(Endpoints.Auth.login) { _, _, credentials in
+                try rateLimits.loginByAccount.take(AccountService.normalized(credentials.email))
+                    .enforce("sign-in attempts for this account")
+                return .ok(try await accounts.login(credentials))
+            }
+    }
+}
+
+/// Refuses (429) a client address past its limit, before the route reads anything.
+struct AddressRateLimit: RouterMiddleware {
+    let limiter: RateLimiter
+    let what: String
+
+    func handle(_ request: Request, context: FlareRequestContext,
+                next: (Request, FlareRequestContext) async throws -> Response) async throws -> Response {
+        try limiter.take(context.clientAddress).enforce(what)
+        return try await next(request, context)
     }
 }

@@ -10,8 +10,7 @@ extension ControlPlaneAPI {
     /// connections, and follow revocations.
     func addGatewayRoutes(to group: RouterGroup<GatewayLinkRequestContext>, backend: EmbeddedGatewayBackend,
                           verifier: RuntimeTokenVerifier) {
-        group.post("/register") { request, context -> GatewayRegisterResponse in
-            let body = try await request.decodeJSON(GatewayRegisterRequest.self, context: context)
+        group.on(Endpoints.GatewayLink.register) { _, context, body in
             guard let key = SSHPublicKey(line: body.serviceKey) else {
                 throw APIError.badRequest("serviceKey is not an OpenSSH public key", code: "invalid_public_key")
             }
@@ -19,12 +18,11 @@ extension ControlPlaneAPI {
                                                           registeredAt: Date()))
             context.logger.info("gateway registered", metadata: ["gateway.name": "\(body.name)",
                                                                  "gateway.key": "\(key.fingerprint)"])
-            return GatewayRegisterResponse(
-                runtimeTokenPublicKey: signingKey.publicKey.rawRepresentation.base64EncodedString())
+            return .ok(GatewayRegisterResponse(
+                runtimeTokenPublicKey: signingKey.publicKey.rawRepresentation.base64EncodedString()))
         }
 
-        group.post("/resolve") { request, context -> GatewayResolveResponse in
-            let body = try await request.decodeJSON(GatewayResolveRequest.self, context: context)
+        group.on(Endpoints.GatewayLink.resolve) { _, _, body in
             let claims: RuntimeTokenClaims
             do throws(RuntimeTokenError) {
                 claims = try verifier.verify(body.token)
@@ -32,20 +30,19 @@ extension ControlPlaneAPI {
                 throw APIError.unauthorized(error.description, code: error.code)
             }
             let session = try await backend.resolve(claims, token: body.token)
-            return GatewayResolveResponse(
+            return .ok(GatewayResolveResponse(
                 endpoint: session.endpoint.description, hostPublicKey: session.hostPublicKey,
-                wakeSeconds: session.wakeDuration.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 })
+                wakeSeconds: session.wakeDuration.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }))
         }
 
-        group.get("/keys") { _, _ -> [GatewayKeyInfo] in
-            try await store.gateways().map {
+        group.on(Endpoints.GatewayLink.keys) { _, _ in
+            .ok(try await store.gateways().map {
                 GatewayKeyInfo(name: $0.name, fingerprint: SSHPublicKey(line: $0.serviceKey)?.fingerprint ?? "?",
                                registeredAt: $0.registeredAt)
-            }
+            })
         }
 
-        group.post("/keys/remove") { request, context -> HTTPResponse.Status in
-            let body = try await request.decodeJSON(GatewayKeyRemoveRequest.self, context: context)
+        group.on(Endpoints.GatewayLink.removeKey) { _, context, body in
             guard let gateway = try await store.gateways().first(where: {
                 SSHPublicKey(line: $0.serviceKey)?.fingerprint == body.fingerprint
             }) else { throw APIError.notFound("gateway key \(body.fingerprint)") }
@@ -59,12 +56,11 @@ extension ControlPlaneAPI {
             return .noContent
         }
 
-        group.post("/check") { request, context -> GatewayCheckResponse in
-            let body = try await request.decodeJSON(GatewayCheckRequest.self, context: context, limit: 4 << 20)
-            return GatewayCheckResponse(revokedTokenIds: try await store.lostRuntimeTokens(ids: body.tokenIds))
+        group.on(Endpoints.GatewayLink.check, bodyLimit: 4 << 20) { _, _, body in
+            .ok(GatewayCheckResponse(revokedTokenIds: try await store.lostRuntimeTokens(ids: body.tokenIds)))
         }
 
-        group.get("/revocations") { _, _ -> Response in
+        group.on(Endpoints.GatewayLink.revocations) { _, _ in
             let revocations = self.revocations.subscribe()
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: .init { writer in
                 let encoder = FlareJSON.encoder()
@@ -93,8 +89,3 @@ extension ControlPlaneAPI {
         }
     }
 }
-
-extension GatewayRegisterResponse: ResponseEncodable {}
-extension GatewayResolveResponse: ResponseEncodable {}
-extension GatewayCheckResponse: ResponseEncodable {}
-extension GatewayKeyInfo: ResponseEncodable {}

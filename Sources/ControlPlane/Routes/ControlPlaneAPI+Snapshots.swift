@@ -4,50 +4,49 @@ import Hummingbird
 
 /// Snapshot routes, for agents and for users: adapters over ``SnapshotService``.
 extension ControlPlaneAPI {
-    /// Snapshot upload and download for agents (`/agent/v1/snapshots`).
+    /// Snapshot upload and download for agents.
     func addAgentSnapshotRoutes(to group: RouterGroup<AgentRequestContext>) {
-        group.put("/snapshots") { request, context -> EditedResponse<SnapshotInfo> in
+        group.on(Endpoints.Agent.uploadSnapshot) { request, context in
             func header(_ name: String) -> String? { request.headers[.init(name)!] }
             let upload = SnapshotService.Upload(
                 sha256: header("x-flare-sha256") ?? "", length: request.headers[.contentLength].flatMap { Int64($0) },
                 entryCount: Int(header("x-flare-entry-count") ?? "") ?? 0,
                 totalBytes: Int64(header("x-flare-total-bytes") ?? "") ?? 0, reason: header("x-flare-reason") ?? "agent")
-            return EditedResponse(status: .created, response: try await snapshots.store(context.agent, upload, request.body))
+            return .created(try await snapshots.store(context.agent, upload, request.body))
         }
 
-        group.get("/snapshots/{id}/content") { _, context -> Response in
+        group.on(Endpoints.Agent.snapshotContent) { _, context in
             try await archiveResponse(try await snapshots.archive(context.agent, snapshot: try context.parameters.require("id")),
                                       context: context)
         }
     }
 
-    /// Snapshots as users see them (`/api/sessions/{session}/snapshots`).
+    /// Snapshots as users see them.
     func addUserSnapshotRoutes(to group: RouterGroup<UserRequestContext>) {
-        group.get("/sessions/{session}/snapshots") { _, context -> [SnapshotInfo] in
-            try await snapshots.list(context.caller, session: try context.parameters.require("session"))
+        group.on(Endpoints.Snapshots.list) { _, context in
+            .ok(try await snapshots.list(context.caller, session: try context.parameters.require("session")))
         }
 
-        group.get("/sessions/{session}/snapshots/{id}/content") { _, context -> Response in
+        group.on(Endpoints.Snapshots.content) { _, context in
             let archive = try await snapshots.archive(context.caller, session: try context.parameters.require("session"),
                                                       snapshot: try context.parameters.require("id"))
             return try await archiveResponse(archive, context: context)
         }
 
-        group.post("/sessions/{session}/snapshots") { _, context -> EditedResponse<SnapshotInfo> in
-            let saved = try await snapshots.save(context.caller, session: try context.parameters.require("session"))
-            return EditedResponse(status: .created, response: saved)
+        group.on(Endpoints.Snapshots.save) { _, context in
+            .created(try await snapshots.save(context.caller, session: try context.parameters.require("session")))
         }
 
         // 200 when the running session restored it now, 202 when its next wake will.
-        group.post("/sessions/{session}/snapshots/{id}/restore") { _, context -> EditedResponse<SnapshotInfo> in
+        group.on(Endpoints.Snapshots.restore) { _, context in
             switch try await snapshots.restore(context.caller, session: try context.parameters.require("session"),
                                                snapshot: try context.parameters.require("id")) {
-            case .now(let info): EditedResponse(status: .ok, response: info)
-            case .atNextWake(let info): EditedResponse(status: .accepted, response: info)
+            case .now(let info): .ok(info)
+            case .atNextWake(let info): .accepted(info)
             }
         }
 
-        group.delete("/sessions/{session}/snapshots/{id}") { _, context -> HTTPResponse.Status in
+        group.on(Endpoints.Snapshots.delete) { _, context in
             try await snapshots.delete(context.caller, session: try context.parameters.require("session"),
                                        snapshot: try context.parameters.require("id"))
             return .noContent
@@ -61,5 +60,3 @@ extension ControlPlaneAPI {
                                                .contentLength: String(archive.bytes)], body: body)
     }
 }
-
-extension SnapshotInfo: ResponseEncodable {}

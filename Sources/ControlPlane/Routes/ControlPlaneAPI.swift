@@ -41,9 +41,10 @@ struct ControlPlaneAPI: Sendable {
     var rateLimits = AuthRateLimits()
 
     func addRoutes(to router: Router<FlareRequestContext>) {
-        router.get("/api/health") { _, _ in HealthResponse(status: "ok", version: FlareVersion.current) }
+        router.on(Endpoints.health) { _, _ in .ok(HealthResponse(status: "ok", version: FlareVersion.current)) }
         addAuthRoutes(to: router)
-        let authenticated = router.group("/api").add(middleware: UserAuthMiddleware(store: store))
+        // Groups without a path prefix: each route's whole path comes from its endpoint.
+        let authenticated = router.group().add(middleware: UserAuthMiddleware(store: store))
             .group(context: UserRequestContext.self)
         addAccountRoutes(to: authenticated)
         addTemplateRoutes(to: authenticated)
@@ -55,7 +56,7 @@ struct ControlPlaneAPI: Sendable {
     func makeAgentRouter(boundTo sessionId: String) -> Router<FlareRequestContext> {
         let router = Router(context: FlareRequestContext.self)
         router.add(middleware: ErrorMiddleware())
-        let agent = router.group("/agent/v1").add(middleware: AgentAuthMiddleware(store: store, boundSession: sessionId))
+        let agent = router.group().add(middleware: AgentAuthMiddleware(store: store, boundSession: sessionId))
             .group(context: AgentRequestContext.self)
         addAgentRoutes(to: agent)
         addAgentSnapshotRoutes(to: agent)
@@ -96,18 +97,6 @@ struct ControlPlaneAPI: Sendable {
 public enum FlareVersion {
     public static let current = "0.1.0"
 }
-
-extension HealthResponse: ResponseEncodable {}
-extension AuthResponse: ResponseEncodable {}
-extension UserInfo: ResponseEncodable {}
-extension SSHKeyInfo: ResponseEncodable {}
-extension TemplateInfo: ResponseEncodable {}
-extension TemplateVersionInfo: ResponseEncodable {}
-extension SessionInfo: ResponseEncodable {}
-extension SessionEvent: ResponseEncodable {}
-extension RuntimeTokenResponse: ResponseEncodable {}
-extension AgentConfig: ResponseEncodable {}
-extension RevokeResponse: ResponseEncodable {}
 
 extension Request {
     /// Decodes a JSON body, with a message that says what is wrong when it is not valid.

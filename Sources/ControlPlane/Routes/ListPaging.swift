@@ -34,13 +34,13 @@ struct ListPaging: Sendable {
     }
 
     /// The page's items, with the `Link` to the next page when there is one.
-    func response<Item: ResponseEncodable>(_ items: [Item], next: String?) -> EditedResponse<[Item]> {
-        EditedResponse(headers: linkHeader(next: next), response: items)
+    func answer<Item: Encodable & Sendable>(_ items: [Item], next: String?) -> Answer<[Item]> {
+        .ok(items, headers: linkHeader(next: next))
     }
 
-    /// The page already written as a JSON array, with the `Link` to the next page.
-    func response(json: [UInt8], next: String?) -> EditedResponse<WrittenJSON> {
-        EditedResponse(headers: linkHeader(next: next), response: WrittenJSON(bytes: json))
+    /// The page of sessions already written as a JSON array, with the `Link` to the next page.
+    func answer(json: [UInt8], next: String?) -> Answer<[SessionInfo]> {
+        .written(json: json, headers: linkHeader(next: next))
     }
 
     private func linkHeader(next: String?) -> HTTPFields {

@@ -202,7 +202,7 @@ public final class ControlPlaneServer: Service, Sendable {
         let router = Router(context: FlareRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         api.addRoutes(to: router)
-        api.addGatewayRoutes(to: router.group("/gateway/v1").add(middleware: GatewayAuthMiddleware(tokenHash: gatewayTokenHash))
+        api.addGatewayRoutes(to: router.group().add(middleware: GatewayAuthMiddleware(tokenHash: gatewayTokenHash))
                                  .group(context: GatewayLinkRequestContext.self),
                              backend: gatewayBackend, verifier: gateway.verifier)
         gateway.addRoutes(to: router)

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FlareClient
 import FlareContracts
 import Foundation
 import HummingbirdWSClient
@@ -8,40 +9,23 @@ import NIOFoundationCompat
 
 /// The API as the CLI signed in to it (the fixture's saved access token), for what the CLI has no
 /// command for: runtime tokens for a WebSocket client, metrics.
-struct FixtureAPI {
-    let url: String
-    let accessToken: String
-
-    init(_ fixture: ServerFixture) throws {
-        url = fixture.url
-        let data = try Data(contentsOf: URL(fileURLWithPath: fixture.directory.path("cli/config.json")))
+extension ServerFixture {
+    /// The API client signed in as the fixture's CLI user (the access token `flare` saved).
+    func client() throws -> FlareClient {
+        let data = try Data(contentsOf: URL(fileURLWithPath: directory.path("cli/config.json")))
         struct Saved: Decodable { var accessToken: String }
-        accessToken = try JSONDecoder().decode(Saved.self, from: data).accessToken
+        return FlareClient(baseURL: url, token: try JSONDecoder().decode(Saved.self, from: data).accessToken,
+                           timeout: .seconds(60))
     }
 
     func runtimeToken(session: String, purpose: RuntimeTokenPurpose) async throws -> String {
-        var request = HTTPClientRequest(url: "\(url)/api/sessions/\(session)/runtime-token")
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(accessToken)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(data: try FlareJSON.encoder().encode(RuntimeTokenRequest(purpose: purpose))))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        return try FlareJSON.decoder().decode(RuntimeTokenResponse.self, from: Data(buffer: body)).token
+        try await client().call(Endpoints.Sessions.runtimeToken.at(session), RuntimeTokenRequest(purpose: purpose)).token
     }
+}
 
-    /// `PUT PATH` with a file as the body; status and body text.
-    func put(_ path: String, file: String) async throws -> (UInt, String) {
-        var request = HTTPClientRequest(url: url + path)
-        request.method = .PUT
-        request.headers.add(name: "Authorization", value: "Bearer \(accessToken)")
-        request.body = .bytes(ByteBuffer(data: try Data(contentsOf: URL(fileURLWithPath: file))))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        return (response.status.code, String(buffer: body))
-    }
-
-    /// `GET PATH` on `base` (default: the server) as text.
+/// Requests no API client makes: a WebSocket route asked without the upgrade, `/metrics`.
+enum RawHTTP {
+    /// `GET PATH` on `base` as text.
     static func get(_ base: String, _ path: String) async throws -> (UInt, String) {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + path), timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 16 << 20)
@@ -70,7 +54,7 @@ final class TerminalDriver: @unchecked Sendable {
         var logger = Logger(label: "test-terminal")
         logger.logLevel = .critical
         let url = gateway.replacingOccurrences(of: "http://", with: "ws://")
-            + "/gateway/terminal/\(session)?token=\(token)\(query)"
+            + Endpoints.Gateway.terminal.at(session).path + "?token=\(token)\(query)"
         return try await WebSocketClient.connect(url: url, logger: logger) { inbound, outbound, _ in
             let driver = TerminalDriver(outbound: outbound)
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -1,6 +1,7 @@
 /// Any JSON value, decoded strictly (a `true` is never a number), so validators can name the
-/// exact field that is wrong instead of failing with a generic decoding error.
-enum JSONValue: Decodable, Equatable {
+/// exact field that is wrong instead of failing with a generic decoding error. A template version
+/// is sent as one, so the server, not the client, names a manifest's unknown or mistyped field.
+public enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case integer(Int)
@@ -9,7 +10,7 @@ enum JSONValue: Decodable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -29,7 +30,7 @@ enum JSONValue: Decodable, Equatable {
     }
 
     /// The JSON type's name, for messages.
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
@@ -37,6 +38,19 @@ enum JSONValue: Decodable, Equatable {
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
         }
     }
 }
