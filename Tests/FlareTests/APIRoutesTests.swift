@@ -265,7 +265,7 @@ import Testing
                 var headers = ["Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
                                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="]
                 if let token { headers["Authorization"] = "Bearer \(token)" }
-                let response = try Curl.request(api.baseURL + Endpoints.Gateway.ssh.at(id).path, headers: headers)
+                let response = try await Curl.request(api.baseURL + Endpoints.Gateway.ssh.at(id).path, headers: headers)
                 let code = (try? FlareJSON.decoder().decode(ErrorBody.self, from: Data(response.body.utf8)))?.error.code
                 return (HTTPResponse.Status(code: response.status), code ?? "")
             }

@@ -6,7 +6,7 @@ import Testing
 @Suite struct AgentCommandBrokerTests {
     typealias Machine = AgentCommandStateMachine
 
-    @Test func everyTransitionAndRefusal() {
+    @Test func everyTransitionAndRefusal() async {
         let expected: [Machine.State: [Machine.Event: Machine.Outcome]] = [
             .pending: [.deliver: .moveTo(.delivered), .answer: .refused, .timeout: .moveTo(.timedOut)],
             .delivered: [.deliver: .refused, .answer: .moveTo(.done), .timeout: .moveTo(.timedOut)],

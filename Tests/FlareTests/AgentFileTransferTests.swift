@@ -4,21 +4,21 @@ import Testing
 /// OpenSSH's file tools against the agent: sftp, scp (sftp mode and legacy -O), rsync. The sftp
 /// tests run against the system's sftp-server and against the agent's built-in one.
 @Suite(.serialized) struct AgentFileTransferTests {
-    func randomFile(_ path: String, size: Int) throws -> String {
-        let made = try TestProcess.run(["sh", "-c", "head -c \(size) /dev/urandom > '\(path)'"])
+    func randomFile(_ path: String, size: Int) async throws -> String {
+        let made = try await TestProcess.run(["sh", "-c", "head -c \(size) /dev/urandom > '\(path)'"])
         guard made.status == 0 else { throw FixtureError("could not make \(path)") }
-        return try sha(path)
+        return try await sha(path)
     }
 
-    func sha(_ path: String) throws -> String {
-        try TestProcess.run(["sha256sum", path]).stdout.prefix(64).description
+    func sha(_ path: String) async throws -> String {
+        try await TestProcess.run(["sha256sum", path]).stdout.prefix(64).description
     }
 
     @Test(arguments: ["auto", "internal"])
-    func sftpBatchPutGetRenameRemove(server: String) throws {
-        let fixture = try AgentFixture(arguments: ["--sftp", server])
+    func sftpBatchPutGetRenameRemove(server: String) async throws {
+        let fixture = try await AgentFixture(arguments: ["--sftp", server])
         let local = fixture.directory.path("upload.bin")
-        let digest = try randomFile(local, size: 100_000_000)
+        let digest = try await randomFile(local, size: 100_000_000)
         let back = fixture.directory.path("download.bin")
         let batch = fixture.directory.path("batch")
         try """
@@ -39,11 +39,11 @@ import Testing
         let host = ssh.removeLast()
         let portIndex = try #require(ssh.firstIndex(of: "-p"))
         ssh[portIndex] = "-P"
-        let result = try TestProcess.run(["sftp", "-b", batch] + ssh + [host])
+        let result = try await TestProcess.run(["sftp", "-b", batch] + ssh + [host])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("b.bin"))
         #expect(result.stdout.contains("-rw-r--r--"))
-        #expect(try sha(back) == digest)
+        #expect(try await sha(back) == digest)
         let remote = try String(contentsOfFile: fixture.directory.path("remote.sha"), encoding: .utf8)
         #expect(remote.prefix(64) == digest)
         let home = fixture.directory.path("root") + "/home/flare"
@@ -51,10 +51,10 @@ import Testing
     }
 
     @Test(arguments: ["auto", "internal"])
-    func scpBothWaysInSftpAndLegacyMode(server: String) throws {
-        let fixture = try AgentFixture(arguments: ["--sftp", server])
+    func scpBothWaysInSftpAndLegacyMode(server: String) async throws {
+        let fixture = try await AgentFixture(arguments: ["--sftp", server])
         let local = fixture.directory.path("file.bin")
-        let digest = try randomFile(local, size: 3_000_000)
+        let digest = try await randomFile(local, size: 3_000_000)
         var options = try fixture.ssh()
         options.removeFirst()
         let host = options.removeLast()
@@ -63,32 +63,32 @@ import Testing
         let home = fixture.directory.path("root") + "/home/flare"
         for mode in [[], ["-O"]] {
             let name = mode.isEmpty ? "sftp-mode.bin" : "legacy.bin"
-            let up = try TestProcess.run(["scp"] + mode + options + [local, "\(host):\(name)"])
+            let up = try await TestProcess.run(["scp"] + mode + options + [local, "\(host):\(name)"])
             #expect(up.status == 0, "scp \(mode) up: \(up.stderr)")
-            #expect(try sha(home + "/" + name) == digest)
+            #expect(try await sha(home + "/" + name) == digest)
             let back = fixture.directory.path("back-" + name)
-            let down = try TestProcess.run(["scp"] + mode + options + ["\(host):\(name)", back])
+            let down = try await TestProcess.run(["scp"] + mode + options + ["\(host):\(name)", back])
             #expect(down.status == 0, "scp \(mode) down: \(down.stderr)")
-            #expect(try sha(back) == digest)
+            #expect(try await sha(back) == digest)
         }
     }
 
-    @Test func rsyncTreeThenIncrementalRunSendsAlmostNothing() throws {
-        let fixture = try AgentFixture()
+    @Test func rsyncTreeThenIncrementalRunSendsAlmostNothing() async throws {
+        let fixture = try await AgentFixture()
         let tree = fixture.directory.path("tree")
         for index in 0..<30 {
             let dir = tree + "/d\(index % 5)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            _ = try randomFile(dir + "/f\(index).bin", size: 40_000)
+            _ = try await randomFile(dir + "/f\(index).bin", size: 40_000)
         }
         let ssh = try fixture.ssh().dropLast().map { "'\($0)'" }.joined(separator: " ")
         let host = try fixture.ssh().last!
-        let first = try TestProcess.run(["rsync", "-a", "--stats", "-e", ssh, tree + "/", "\(host):tree/"])
+        let first = try await TestProcess.run(["rsync", "-a", "--stats", "-e", ssh, tree + "/", "\(host):tree/"])
         #expect(first.status == 0, "\(first.stderr)")
         let home = fixture.directory.path("root") + "/home/flare"
-        let diff = try TestProcess.run(["diff", "-r", tree, home + "/tree"])
+        let diff = try await TestProcess.run(["diff", "-r", tree, home + "/tree"])
         #expect(diff.status == 0, "\(diff.stdout)")
-        let second = try TestProcess.run(["rsync", "-a", "--stats", "-e", ssh, tree + "/", "\(host):tree/"])
+        let second = try await TestProcess.run(["rsync", "-a", "--stats", "-e", ssh, tree + "/", "\(host):tree/"])
         #expect(second.status == 0)
         #expect(second.stdout.contains("Number of regular files transferred: 0"))
     }

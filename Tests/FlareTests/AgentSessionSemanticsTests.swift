@@ -4,31 +4,31 @@ import Testing
 
 /// Session semantics and policy: env allow-list, crypto, multiplexing.
 @Suite(.serialized) struct AgentSessionSemanticsTests {
-    @Test func onlyAllowedVariablesPassFromTheClient() throws {
-        let fixture = try AgentFixture()
-        let result = try TestProcess.run(try fixture.ssh(["-o", "SendEnv=LANG LC_FLARE_TEST SECRET_THING"])
+    @Test func onlyAllowedVariablesPassFromTheClient() async throws {
+        let fixture = try await AgentFixture()
+        let result = try await TestProcess.run(try fixture.ssh(["-o", "SendEnv=LANG LC_FLARE_TEST SECRET_THING"])
             + ["echo \"$LANG|$LC_FLARE_TEST|${SECRET_THING:-unset}\""],
             environment: ["LANG": "en_US.UTF-8", "LC_FLARE_TEST": "yes", "SECRET_THING": "leak"])
         #expect(result.stdout == "en_US.UTF-8|yes|unset\n")
     }
 
-    @Test func clientKeepalivesAreAnswered() throws {
-        let fixture = try AgentFixture()
+    @Test func clientKeepalivesAreAnswered() async throws {
+        let fixture = try await AgentFixture()
         // The client gives up after 2 unanswered keepalives, one a second; the command outlives that.
-        let result = try TestProcess.run(try fixture.ssh([
+        let result = try await TestProcess.run(try fixture.ssh([
             "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2",
         ]) + ["sleep 4; echo still-connected"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "still-connected\n")
     }
 
-    @Test func onlyModernAlgorithmsAreOffered() throws {
-        let fixture = try AgentFixture()
-        let negotiated = try TestProcess.run(try fixture.ssh(["-v"]) + ["true"])
+    @Test func onlyModernAlgorithmsAreOffered() async throws {
+        let fixture = try await AgentFixture()
+        let negotiated = try await TestProcess.run(try fixture.ssh(["-v"]) + ["true"])
         #expect(negotiated.status == 0)
         #expect(negotiated.stderr.contains("kex: algorithm: curve25519-sha256"))
         #expect(negotiated.stderr.contains("host key algorithm: ssh-ed25519"))
-        let etm = try TestProcess.run(try fixture.ssh(["-v", "-o", "Ciphers=aes256-ctr"]) + ["true"])
+        let etm = try await TestProcess.run(try fixture.ssh(["-v", "-o", "Ciphers=aes256-ctr"]) + ["true"])
         #expect(etm.status == 0)
         #expect(etm.stderr.contains("MAC: hmac-sha2-256-etm@openssh.com"))
         // MACs only matter with a non-AEAD cipher, so that case pins one.
@@ -36,18 +36,18 @@ import Testing
                         ["Ciphers=aes128-cbc,3des-cbc"],
                         ["Ciphers=aes128-ctr", "MACs=hmac-sha1,umac-64@openssh.com,hmac-sha2-256"],
                         ["HostKeyAlgorithms=ecdsa-sha2-nistp256,rsa-sha2-256"]] {
-            let refused = try TestProcess.run(try fixture.ssh(options.flatMap { ["-o", $0] }) + ["true"])
+            let refused = try await TestProcess.run(try fixture.ssh(options.flatMap { ["-o", $0] }) + ["true"])
             #expect(refused.status == 255, "\(options) was accepted")
             #expect(refused.stderr.contains("no matching"), "\(refused.stderr)")
         }
     }
 
-    @Test func multiplexedChannelsDoNotWaitForAStalledOne() throws {
-        let fixture = try AgentFixture()
+    @Test func multiplexedChannelsDoNotWaitForAStalledOne() async throws {
+        let fixture = try await AgentFixture()
         let control = fixture.directory.path("cm.sock")
         let master = try BackgroundProcess(fixture.ssh(["-M", "-S", control, "-o", "ControlPersist=no", "-N"]))
         defer { master.stop() }
-        #expect(waitFor { FileManager.default.fileExists(atPath: control) }, "\(master.output)")
+        #expect(await waitFor { FileManager.default.fileExists(atPath: control) }, "\(master.output)")
         // One channel produces far more than it can send: its reader never reads.
         var neverRead: [Int32] = [-1, -1]
         #expect(pipe(&neverRead) == 0)
@@ -55,16 +55,18 @@ import Testing
                                          stdin: nil, stdout: neverRead[1], stderr: neverRead[1])
         defer {
             stalled.signal(SIGKILL)
-            _ = stalled.wait(timeout: 5)
+            _ = stalled.wait(timeout: 5)  // a killed child: reaped at once
             close(neverRead[0])
             close(neverRead[1])
         }
-        usleep(500_000)
+        try await Task.sleep(for: .milliseconds(500))
         let results = ResultBox(count: 10)
         let started = Date()
         let command = try fixture.ssh(["-S", control])
-        DispatchQueue.concurrentPerform(iterations: 10) { index in
-            results.set(index, try? TestProcess.run(command + ["echo channel-\(index)"], timeout: 20))
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<10 {
+                group.addTask { results.set(index, try? await TestProcess.run(command + ["echo channel-\(index)"], timeout: 20)) }
+            }
         }
         for index in 0..<10 {
             #expect(results.get(index)?.stdout == "channel-\(index)\n")

@@ -4,7 +4,7 @@ import Testing
 
 /// The API contract's addresses: what a client puts on the wire for an endpoint and its values.
 @Suite struct EndpointTests {
-    @Test func valuesFillTheirParametersAsOneSegmentEach() {
+    @Test func valuesFillTheirParametersAsOneSegmentEach() async {
         #expect(Endpoints.Sessions.get.at("dev").path == "/api/sessions/dev")
         #expect(Endpoints.Snapshots.restore.at("ses_1", "snp_2").path == "/api/sessions/ses_1/snapshots/snp_2/restore")
         #expect(Endpoints.Snapshots.restore.at("ses_1", "snp_2").method == .post)
@@ -16,13 +16,13 @@ import Testing
         #expect(Endpoints.Templates.get.at("naïve space").path == "/api/templates/na%C3%AFve%20space")
     }
 
-    @Test func parametersAreNamedFromTheTemplate() {
+    @Test func parametersAreNamedFromTheTemplate() async {
         #expect(Endpoints.Templates.buildLog.parameterNames == ["template", "version"])
         #expect(Endpoints.Sessions.list.parameterNames.isEmpty)
         #expect(Endpoints.Agent.commandResult.parameterNames == ["id"])
     }
 
-    @Test func queriesAreEscapedAndAppended() {
+    @Test func queriesAreEscapedAndAppended() async {
         let logs = Endpoints.Sessions.logs.at("dev").query(["lines": "50"])
         #expect(logs.path == "/api/sessions/dev/logs?lines=50")
         #expect(logs.query(["follow": "true"]).path == "/api/sessions/dev/logs?lines=50&follow=true")
@@ -32,7 +32,7 @@ import Testing
 
     /// A `Link` header is followed only to the same list: a hostile or confused server cannot
     /// send the client's token to another route.
-    @Test func aNextPageIsOnlyEverTheSameList() {
+    @Test func aNextPageIsOnlyEverTheSameList() async {
         let list = Endpoints.Sessions.list
         #expect(list.nextPage("/api/sessions?limit=2&cursor=ses_b")?.path == "/api/sessions?limit=2&cursor=ses_b")
         #expect(list.nextPage("/api/auth/logout-all?x=1") == nil)

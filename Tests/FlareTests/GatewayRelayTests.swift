@@ -16,8 +16,8 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct GatewayRelayTests {
     @Test func twoHundredConcurrentRelayedConnectionsEachReachTheAgent() async throws {
-        let fixture = try ServerFixture.withRunningSession()
-        let session = try fixture.sessionId()
+        let fixture = try await ServerFixture.withRunningSession()
+        let session = try await fixture.sessionId()
         let token = try await fixture.runtimeToken(session: session, purpose: .ssh)
         let url = fixture.url.replacingOccurrences(of: "http://", with: "ws://") + Endpoints.Gateway.ssh.at(session).query(["token": token]).path
         let count = 200

@@ -7,60 +7,60 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct GatewayTests {
     /// `flare ssh dev -- CMD` left running in the background, with its output.
-    func liveSSH(_ fixture: ServerFixture, environment extra: [String: String] = [:]) throws
+    func liveSSH(_ fixture: ServerFixture, environment extra: [String: String] = [:]) async throws
         -> (SpawnedProcess, TemporaryFile)
     {
         let log = try TemporaryFile()
         let ssh = try SpawnedProcess([TestProcess.binary("flare"), "ssh", "dev", "--", "echo connected; sleep 60"],
                                      environment: fixture.environment.merging(extra) { $1 }, stdin: nil,
                                      stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
-        #expect(waitFor(timeout: 15) { log.contents().contains("connected") }, "\(log.contents())")
+        #expect(await waitFor(timeout: 15) { log.contents().contains("connected") }, "\(log.contents())")
         return (ssh, log)
     }
 
-    @Test func logoutEverywhereCutsLiveConnectionsAndSaysWhy() throws {
-        let fixture = try ServerFixture.withRunningSession()
-        let (ssh, log) = try liveSSH(fixture)
+    @Test func logoutEverywhereCutsLiveConnectionsAndSaysWhy() async throws {
+        let fixture = try await ServerFixture.withRunningSession()
+        let (ssh, log) = try await liveSSH(fixture)
 
         let started = Date()
-        let logout = try fixture.flare(["auth", "logout", "--all"])
+        let logout = try await fixture.flare(["auth", "logout", "--all"])
         #expect(logout.stdout.contains("closed 1 connection"), "\(logout.stdout) \(logout.stderr)")
-        #expect(ssh.wait(timeout: 5) != nil)
+        #expect(await ssh.exited(timeout: 5) != nil)
         let cut = Date().timeIntervalSince(started)
         #expect(cut < 1.0, "cut after \(cut)s")
         #expect(log.contents().contains("the connection to dev was cut: access revoked"), "\(log.contents())")
 
         // Signed out: no new connection, and the CLI says what to do.
-        let again = try fixture.flare(["ssh", "dev", "--", "true"])
+        let again = try await fixture.flare(["ssh", "dev", "--", "true"])
         #expect(again.status != 0)
         #expect(again.stderr.contains("not signed in"))
     }
 
-    @Test func aConnectionWithoutTrafficIsClosedAfterTheIdleTimeout() throws {
-        let fixture = try ServerFixture.withRunningSession(arguments: ["--idle-connection-seconds", "2"])
+    @Test func aConnectionWithoutTrafficIsClosedAfterTheIdleTimeout() async throws {
+        let fixture = try await ServerFixture.withRunningSession(arguments: ["--idle-connection-seconds", "2"])
         let started = Date()
-        let (ssh, log) = try liveSSH(fixture)
-        #expect(ssh.wait(timeout: 15) != nil)
+        let (ssh, log) = try await liveSSH(fixture)
+        #expect(await ssh.exited(timeout: 15) != nil)
         let lasted = Date().timeIntervalSince(started)
         #expect(lasted >= 2 && lasted < 8, "closed after \(lasted)s")
         #expect(log.contents().contains("without traffic"), "\(log.contents())")
         // Traffic keeps a connection open past the timeout.
-        let busy = try fixture.flare(["ssh", "dev", "--", "for i in 1 2 3 4 5; do echo tick; sleep 1; done"])
+        let busy = try await fixture.flare(["ssh", "dev", "--", "for i in 1 2 3 4 5; do echo tick; sleep 1; done"])
         #expect(busy.stdout == String(repeating: "tick\n", count: 5), "\(busy.stderr)")
     }
 
     @Test func twoStandaloneGatewaysBothEnforceOneRevocation() async throws {
-        let fixture = try ServerFixture.withRunningSession()
-        let gateways = try (1...2).map { try StandaloneGateway(fixture, name: "gw\($0)") }
+        let fixture = try await ServerFixture.withRunningSession()
+        let gateways = [try await StandaloneGateway(fixture, name: "gw1"), try await StandaloneGateway(fixture, name: "gw2")]
 
         // Plain ssh and a browser terminal work through each gateway.
         for gateway in gateways {
-            let result = try fixture.flare(["ssh", "dev", "--", "echo via-\(gateway.name)"],
+            let result = try await fixture.flare(["ssh", "dev", "--", "echo via-\(gateway.name)"],
                                            environment: ["FLARE_GATEWAY_URL": gateway.url])
             #expect(result.stdout == "via-\(gateway.name)\n", "\(result.stderr) \(gateway.process.output)")
         }
         let api = fixture
-        let session = try fixture.sessionId()
+        let session = try await fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
         try await TerminalDriver.run(gateway: gateways[1].url, session: session, token: token) { terminal in
             #expect(await terminal.waitForMessage("ready") != nil)
@@ -68,11 +68,12 @@ struct GatewayTests {
             #expect(await terminal.waitForOutput { $0.contains("terminal-via-gw2\r\n") }, "\(terminal.text)")
         }
 
-        let live = try gateways.map { try liveSSH(fixture, environment: ["FLARE_GATEWAY_URL": $0.url]) }
+        var live: [(SpawnedProcess, TemporaryFile)] = []
+        for gateway in gateways { live.append(try await liveSSH(fixture, environment: ["FLARE_GATEWAY_URL": gateway.url])) }
         let started = Date()
-        #expect(try fixture.flare(["session", "revoke", "dev"]).status == 0)
+        #expect(try await fixture.flare(["session", "revoke", "dev"]).status == 0)
         for (ssh, log) in live {
-            #expect(ssh.wait(timeout: 5) != nil)
+            #expect(await ssh.exited(timeout: 5) != nil)
             #expect(log.contents().contains("access revoked"), "\(log.contents())")
         }
         let cut = Date().timeIntervalSince(started)
@@ -84,29 +85,29 @@ struct GatewayTests {
         #expect(body.contains("token_malformed"))
     }
 
-    @Test func sshExplainsAnUnreachableOrRefusingGatewayInWords() throws {
-        let fixture = try ServerFixture.withRunningSession()
-        let unreachable = try fixture.flare(["ssh", "dev", "--", "true"],
+    @Test func sshExplainsAnUnreachableOrRefusingGatewayInWords() async throws {
+        let fixture = try await ServerFixture.withRunningSession()
+        let unreachable = try await fixture.flare(["ssh", "dev", "--", "true"],
                                             environment: ["FLARE_GATEWAY_URL": "http://127.0.0.1:\(try freePort())"])
         #expect(unreachable.status != 0)
         #expect(unreachable.stderr.contains("cannot reach the gateway"), "\(unreachable.stderr)")
 
         // A gateway of another control plane checks tokens with another key.
-        let other = try ServerFixture()
-        let gateway = try StandaloneGateway(other, name: "elsewhere")
-        let refused = try fixture.flare(["ssh", "dev", "--", "true"], environment: ["FLARE_GATEWAY_URL": gateway.url])
+        let other = try await ServerFixture()
+        let gateway = try await StandaloneGateway(other, name: "elsewhere")
+        let refused = try await fixture.flare(["ssh", "dev", "--", "true"], environment: ["FLARE_GATEWAY_URL": gateway.url])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("the gateway refused the connection to dev: the runtime token's signature"),
                 "\(refused.stderr)")
     }
 
     @Test func metricsCountConnectionsBytesRefusalsAndLatency() async throws {
-        let fixture = try ServerFixture.withRunningSession()
-        #expect(try fixture.flare(["ssh", "dev", "--", "head -c 100000 /dev/zero"]).stdoutData.count == 100_000)
-        let session = try fixture.sessionId()
+        let fixture = try await ServerFixture.withRunningSession()
+        #expect(try await fixture.flare(["ssh", "dev", "--", "head -c 100000 /dev/zero"]).stdoutData.count == 100_000)
+        let session = try await fixture.sessionId()
         _ = try await RawHTTP.get(fixture.url, Endpoints.Gateway.ssh.at(session).query(["token": "frt1.x.y"]).path)
-        #expect(try fixture.flare(["session", "stop", "dev"]).status == 0)
-        #expect(try fixture.flare(["ssh", "dev", "--", "true"]).status == 0)
+        #expect(try await fixture.flare(["session", "stop", "dev"]).status == 0)
+        #expect(try await fixture.flare(["ssh", "dev", "--", "true"]).status == 0)
 
         // The gateway finishes its side of a connection a moment after the client has exited.
         var (status, metrics) = (UInt(0), "")
@@ -128,17 +129,17 @@ struct GatewayTests {
     }
 
     @Test func portForwardReachesAPortInTheSession() async throws {
-        let fixture = try ServerFixture.withRunningSession()
+        let fixture = try await ServerFixture.withRunningSession()
         // The session has its own loopback (its own network namespace): the site runs inside it.
         let remotePort = try freePort(), localPort = try freePort()
-        let web = try fixture.flare(["ssh", "dev", "--", """
+        let web = try await fixture.flare(["ssh", "dev", "--", """
             mkdir -p ~/site && echo 'hello through the tunnel' > ~/site/index.txt && \
             setsid -f python3 -m http.server --bind 127.0.0.1 --directory ~/site \(remotePort) >/dev/null 2>&1; \
             for i in $(seq 50); do curl -sf http://127.0.0.1:\(remotePort)/index.txt >/dev/null && break; sleep 0.1; done; \
             echo serving
             """])
         #expect(web.stdout == "serving\n", "\(web.stderr)")
-        let unreachable = try TestProcess.run(["curl", "-sf", "--max-time", "2", "http://127.0.0.1:\(remotePort)/index.txt"])
+        let unreachable = try await TestProcess.run(["curl", "-sf", "--max-time", "2", "http://127.0.0.1:\(remotePort)/index.txt"])
         #expect(unreachable.status != 0, "the session's loopback is not the host's")
 
         let log = try TemporaryFile()
@@ -147,18 +148,18 @@ struct GatewayTests {
                                          stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
         defer {
             forward.signal(SIGTERM)
-            _ = forward.wait(timeout: 5)
+            _ = forward.wait(timeout: 5)  // cleanup when the test fails early
         }
-        #expect(waitFor(timeout: 15) { log.contents().contains("Ctrl-C") })
+        #expect(await waitFor(timeout: 15) { log.contents().contains("Ctrl-C") })
         var fetched = ""
-        let reached = waitFor(timeout: 15) {
-            fetched = (try? TestProcess.run(["curl", "-sf", "http://127.0.0.1:\(localPort)/index.txt"]).stdout) ?? ""
+        let reached = await waitFor(timeout: 15) {
+            fetched = (try? await TestProcess.run(["curl", "-sf", "http://127.0.0.1:\(localPort)/index.txt"]).stdout) ?? ""
             return !fetched.isEmpty
         }
         #expect(reached, "\(log.contents())")
         #expect(fetched == "hello through the tunnel\n")
 
-        let bad = try fixture.flare(["port-forward", "dev", "80:99999"])
+        let bad = try await fixture.flare(["port-forward", "dev", "80:99999"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("not a port"))
     }
@@ -170,7 +171,7 @@ final class StandaloneGateway {
     let process: BackgroundProcess
     let url: String
 
-    init(_ fixture: ServerFixture, name: String) throws {
+    init(_ fixture: ServerFixture, name: String) async throws {
         self.name = name
         let portFile = fixture.directory.path("\(name).port")
         process = try BackgroundProcess([
@@ -178,7 +179,7 @@ final class StandaloneGateway {
             "--token-file", fixture.directory.path("data/gateway-token"), "--data-dir", fixture.directory.path(name),
             "--name", name, "--port-file", portFile,
         ])
-        guard waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
+        guard await waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
               let port = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         else { throw FixtureError("flare-gateway did not start: \(process.output)") }
         url = "http://127.0.0.1:\(port)"

@@ -21,7 +21,7 @@ import Testing
                     activity: activity, createdAt: date, updatedAt: date.addingTimeInterval(0.5))
     }
 
-    @Test func stringsAreEscapedAsTheEncoderDoes() throws {
+    @Test func stringsAreEscapedAsTheEncoderDoes() async throws {
         let controls = String(decoding: (0..<0x20).map { UInt8($0) }, as: UTF8.self)
         for text in ["", "plain", "quote \" back \\ slash / end", controls, "é 日本 🚀 \u{7F} \u{2028}", "\"\\\"\\"] {
             let value = session(name: text, reason: text + "!", at: Date(timeIntervalSince1970: 1_700_000_000))
@@ -29,7 +29,7 @@ import Testing
         }
     }
 
-    @Test func datesMatchTheEncoderToTheMillisecond() throws {
+    @Test func datesMatchTheEncoderToTheMillisecond() async throws {
         var generator = SystemRandomNumberGenerator()
         var dates = [0, -1, -0.0005, 0.0005, 0.9999, 951_782_400, 951_868_799.999, 4_102_444_800, -2_208_988_800,
                      1_700_000_000.123, 1_700_000_000.1239, 1_800_000_000.5]
@@ -49,7 +49,7 @@ import Testing
         }
     }
 
-    @Test func missingFieldsAreLeftOutAndNestedValuesWritten() throws {
+    @Test func missingFieldsAreLeftOutAndNestedValuesWritten() async throws {
         let now = Date(timeIntervalSince1970: 1_764_700_000.25)
         let values = [
             session(at: now),

@@ -20,7 +20,7 @@ import Testing
         }
     }
 
-    @Test func completeManifestIsAccepted() throws {
+    @Test func completeManifestIsAccepted() async throws {
         let request = try validate("""
             {"version":"1.2.0","manifest":{"image":"debian:bookworm","persistedPaths":["/home/flare","/srv/data"],
              "idleTimeoutSeconds":600,"sleepTtlSeconds":3600,"env":{"EDITOR":"vim"}}}
@@ -30,7 +30,7 @@ import Testing
         #expect(request.manifest.env == ["EDITOR": "vim"])
     }
 
-    @Test func buildFieldsAreAcceptedAndChecked() throws {
+    @Test func buildFieldsAreAcceptedAndChecked() async throws {
         let request = try validate("""
             {"version":"2","manifest":{"image":"burstflare/session-base","packages":["jq","python3.11","g++"],
              "setup":"echo hi > /etc/motd","resources":{"memoryMB":2048,"cpus":1.5,"pids":512}}}
@@ -47,13 +47,13 @@ import Testing
         #expect(manifest(#""resources":{"disk":1}"#) == "manifest.resources.disk is not a known field (known: cpus, memoryMB, pids)")
     }
 
-    @Test func defaultsApply() throws {
+    @Test func defaultsApply() async throws {
         let request = try validate(#"{"version":"1","manifest":{"image":"x"}}"#)
         #expect(request.manifest.persistedPaths.isEmpty)
         #expect(request.manifest.idleTimeoutSeconds == 1800)
     }
 
-    @Test func eachBadFieldIsNamed() {
+    @Test func eachBadFieldIsNamed() async {
         #expect(message(#"{"version":"1","manifest":{}}"#) == "manifest.image is required")
         #expect(message(#"{"manifest":{"image":"x"}}"#) == "version is required")
         #expect(message(#"{"version":"1","manifest":{"image":"x","persistedPaths":["relative"]}}"#)
@@ -79,7 +79,7 @@ import Testing
     /// What a hostile template would ask for: the agent's own state, the system's directories (or
     /// a parent of them) as persisted paths; files placed through one another; an image name that
     /// is not one.
-    @Test func manifestsReachingForTheSystemOrTheAgentAreRefused() {
+    @Test func manifestsReachingForTheSystemOrTheAgentAreRefused() async {
         for path in ["/var/lib/flare-agent", "/var/lib", "/var", "/etc", "/etc/ssh", "/usr/local", "/opt",
                      "/opt/flare-run/x", "/proc/1", "/run"] {
             #expect(message(#"{"version":"1","manifest":{"image":"x","persistedPaths":["\#(path)"]}}"#)?

@@ -26,7 +26,7 @@ import Testing
         (try? Policy.authorize(caller, action, role: role, createdBy: createdBy)) != nil
     }
 
-    @Test func everyActionForEveryRole() {
+    @Test func everyActionForEveryRole() async {
         #expect(Set(Self.expected.keys) == Set(Action.allCases), "the table covers every action")
         for action in Action.allCases {
             guard let (own, any) = Self.expected[action] else { continue }
@@ -38,7 +38,7 @@ import Testing
     }
 
     /// Without a role the resource does not exist for the caller: a 404, never a 403.
-    @Test func noRoleIsNotFound() {
+    @Test func noRoleIsNotFound() async {
         for action in Action.allCases {
             #expect(throws: ServiceError(.notFound, code: "not_found", "not found")) {
                 try Policy.authorize(caller, action, role: nil, createdBy: "usr_me")

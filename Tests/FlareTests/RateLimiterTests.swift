@@ -4,7 +4,7 @@ import Testing
 
 /// Who shares a per-address bucket: what an attacker varies to dodge one.
 struct RateLimiterTests {
-    @Test func addressesOfOneIPv6NetworkShareABucketAndIPv4ClientsKeepTheirOwn() throws {
+    @Test func addressesOfOneIPv6NetworkShareABucketAndIPv4ClientsKeepTheirOwn() async throws {
         let key = { (ip: String) in RateLimiter.addressKey(try SocketAddress(ipAddress: ip, port: 4000)) }
         #expect(try key("2001:db8:1:2::1") == key("2001:db8:1:2:ffff:1:2:3"), "one /64, one bucket")
         #expect(try key("2001:db8:1:2::1") != key("2001:db8:1:3::1"), "another /64")

@@ -12,20 +12,20 @@ import Testing
                                   expiresAt: now.addingTimeInterval(seconds))
     }
 
-    @Test func genuineTokenVerifies() throws {
+    @Test func genuineTokenVerifies() async throws {
         let token = try RuntimeToken.sign(claims(), with: key)
         let verified = try RuntimeTokenVerifier(publicKey: key.publicKey).verify(token, sessionId: "ses_a", purpose: .ssh)
         #expect(verified.userId == "usr_a")
     }
 
-    @Test func forgedTokenIsRejected() throws {
+    @Test func forgedTokenIsRejected() async throws {
         let token = try RuntimeToken.sign(claims(), with: Curve25519.Signing.PrivateKey())
         #expect(throws: RuntimeTokenError.badSignature) {
             try RuntimeTokenVerifier(publicKey: key.publicKey).verify(token, sessionId: "ses_a", purpose: .ssh)
         }
     }
 
-    @Test func tamperedClaimsAreRejected() throws {
+    @Test func tamperedClaimsAreRejected() async throws {
         let token = try RuntimeToken.sign(claims(), with: key)
         let parts = token.split(separator: ".").map(String.init)
         var payload = try #require(Base64URL.decode(parts[1]))
@@ -36,7 +36,7 @@ import Testing
         }
     }
 
-    @Test func expiredWrongSessionWrongPurposeAndGarbage() throws {
+    @Test func expiredWrongSessionWrongPurposeAndGarbage() async throws {
         let verifier = RuntimeTokenVerifier(publicKey: key.publicKey)
         let expired = try RuntimeToken.sign(claims(expiresIn: -1), with: key)
         #expect(throws: RuntimeTokenError.expired) { try verifier.verify(expired, sessionId: "ses_a", purpose: .ssh) }

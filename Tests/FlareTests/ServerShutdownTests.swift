@@ -9,8 +9,8 @@ import Testing
     /// A gateway's revocation stream and the running agent's long poll are open when SIGTERM
     /// arrives: the drain ends both, the HTTP server finishes, the server exits 0 well within the
     /// group's 30 s limit, and after a restart on the same data the agent, re-adopted, dials home again.
-    @Test func sigtermEndsOpenStreamsAndExitsCleanly() throws {
-        let fixture = try ServerFixture.withRunningSession()
+    @Test func sigtermEndsOpenStreamsAndExitsCleanly() async throws {
+        let fixture = try await ServerFixture.withRunningSession()
         let gatewayToken = try String(contentsOfFile: fixture.directory.path("data/gateway-token"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let stream = try TemporaryFile()
@@ -19,27 +19,27 @@ import Testing
              fixture.url + Endpoints.GatewayLink.revocations.path],
             stdin: nil, stdout: stream.handle.fileDescriptor, stderr: stream.handle.fileDescriptor)
         defer { curl.signal(SIGKILL) }
-        #expect(waitFor(timeout: 15) { stream.contents().contains("keepalive") }, "the stream is open: \(stream.contents())")
+        #expect(await waitFor(timeout: 15) { stream.contents().contains("keepalive") }, "the stream is open: \(stream.contents())")
 
         let asked = Date()
         kill(fixture.server.pid, SIGTERM)
-        let status = fixture.server.child.wait(timeout: 25)
+        let status = await fixture.server.child.exited(timeout: 25)
         let took = Date().timeIntervalSince(asked)
         #expect(status == 0, "flare-server exit status \(String(describing: status)): \(fixture.server.output.suffix(2000))")
         #expect(took < 20, "flare-server took \(took) s to stop")
-        #expect(curl.wait(timeout: 5) != nil, "the revocation stream ended with the server")
+        #expect(await curl.exited(timeout: 5) != nil, "the revocation stream ended with the server")
 
-        try fixture.crashAndRestart()
+        try await fixture.crashAndRestart()
         let restarted = Date()
         // The first `ssh` registers a new key, which the re-adopted agent must fetch through its
         // reopened channel: the agent runs on, as the uid it had, in the directory it has bound.
-        let back = try fixture.flare(["ssh", "dev", "--", "echo back"])
+        let back = try await fixture.flare(["ssh", "dev", "--", "echo back"])
         #expect(back.stdout == "back\n", "\(back.stderr) \(fixture.server.output.suffix(3000))")
-        func session() throws -> SessionInfo {
-            try FlareJSON.decoder().decode(SessionInfo.self, from: Data(fixture.flare(["session", "get", "dev", "--json"]).stdout.utf8))
+        func session() async throws -> SessionInfo {
+            try FlareJSON.decoder().decode(SessionInfo.self, from: Data(try await fixture.flare(["session", "get", "dev", "--json"]).stdout.utf8))
         }
-        #expect(waitFor(timeout: 15) { (try? session().lastHeartbeatAt).flatMap { $0 }.map { $0 > restarted } == true },
+        #expect(await waitFor(timeout: 15) { (try? await session().lastHeartbeatAt).flatMap { $0 }.map { $0 > restarted } == true },
                 "the adopted agent heartbeats to the new server")
-        #expect(try session().state == .running)
+        #expect(try await session().state == .running)
     }
 }

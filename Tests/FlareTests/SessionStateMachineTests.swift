@@ -23,7 +23,7 @@ import Testing
         return Dictionary(uniqueKeysWithValues: zip(commands, cells))
     }
 
-    @Test func everyTransitionAndRefusal() {
+    @Test func everyTransitionAndRefusal() async {
         #expect(Set(Self.table.keys) == Set(SessionState.allCases))
         for state in SessionState.allCases {
             #expect(Set(Self.table[state]!.keys) == Set(Machine.Command.allCases), "\(state) covers every command")
@@ -42,14 +42,14 @@ import Testing
         }
     }
 
-    @Test func refusalsSayWhy() {
+    @Test func refusalsSayWhy() async {
         #expect(Machine.apply(.start, to: .stopping)
             == .refused("the session is stopping; start it again once it is sleeping"))
         #expect(Machine.apply(.stop, to: .deleted) == .refused("the session was deleted"))
         #expect(Machine.apply(.agentReady, to: .sleeping) == .refused("no agent runs for a session that is sleeping"))
     }
 
-    @Test func normalLifeOfASession() {
+    @Test func normalLifeOfASession() async {
         var state = SessionState.created
         for command: Machine.Command in [.start, .agentReady, .stop, .stopped, .start, .agentReady, .agentFailed,
                                          .start, .readyTimedOut, .delete] {

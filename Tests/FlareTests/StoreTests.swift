@@ -14,7 +14,7 @@ import Testing
         UserRecord(id: FlareID.make("usr"), email: email, passwordHash: "x", createdAt: Date())
     }
 
-    @Test func migrationsApplyOnceAndSurviveReopening() throws {
+    @Test func migrationsApplyOnceAndSurviveReopening() async throws {
         let directory = try TemporaryDirectory()
         let first = try Store(path: directory.path("flare.sqlite"))
         #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes"])

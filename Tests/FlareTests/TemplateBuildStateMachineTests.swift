@@ -16,7 +16,7 @@ import Testing
         .deadLettered: [:],
     ]
 
-    @Test func everyTransitionAndRefusal() {
+    @Test func everyTransitionAndRefusal() async {
         #expect(Set(Self.table.keys) == Set(TemplateBuildState.allCases))
         for state in TemplateBuildState.allCases {
             for event in Machine.Event.allCases {

@@ -4,7 +4,7 @@ import Testing
 
 /// The terminal's text frames: each message in its wire form and back; anything else is refused.
 @Suite struct TerminalMessageTests {
-    @Test func everyMessageHasItsWireForm() throws {
+    @Test func everyMessageHasItsWireForm() async throws {
         let cases: [(TerminalMessage, String)] = [
             (.resize(cols: 120, rows: 40), #"{"cols":120,"rows":40,"type":"resize"}"#),
             (.input("ls\r"), #"{"data":"ls\r","type":"input"}"#),
@@ -18,7 +18,7 @@ import Testing
         }
     }
 
-    @Test func unknownOrIncompleteMessagesAreRefused() {
+    @Test func unknownOrIncompleteMessagesAreRefused() async {
         for text in [#"{"type":"resize","cols":1}"#, #"{"type":"shutdown"}"#, #"{"cols":1,"rows":1}"#,
                      #"{"type":"input","data":5}"#, "[]"] {
             #expect(throws: (any Error).self, "\(text)") {

@@ -5,9 +5,9 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct TerminalTests {
     @Test func browserTerminalFollowsResizesAndComesBackAfterAReconnect() async throws {
-        let fixture = try ServerFixture.withRunningSession()
+        let fixture = try await ServerFixture.withRunningSession()
         let api = fixture
-        let session = try fixture.sessionId()
+        let session = try await fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
 
         let first = TerminalBox()
@@ -54,9 +54,9 @@ struct TerminalTests {
     }
 
     @Test func revokingCutsATerminalAndEndsItsShell() async throws {
-        let fixture = try ServerFixture.withRunningSession()
+        let fixture = try await ServerFixture.withRunningSession()
         let api = fixture
-        let session = try fixture.sessionId()
+        let session = try await fixture.sessionId()
         let token = try await api.runtimeToken(session: session, purpose: .terminal)
         let box = TerminalBox()
         let close = try await TerminalDriver.run(gateway: fixture.url, session: session, token: token) { terminal in
@@ -64,7 +64,7 @@ struct TerminalTests {
             try await terminal.type("echo alive\r")
             #expect(await terminal.waitForOutput { $0.contains("alive\r\n") })
             let started = Date()
-            let revoke = try fixture.flare(["session", "revoke", "dev"])
+            let revoke = try await fixture.flare(["session", "revoke", "dev"])
             #expect(revoke.stdout.contains("closed 1 connection"),
                     "\(revoke.stdout) \(revoke.stderr); terminal saw \(terminal.controlMessages) \(terminal.text)")
             #expect(await terminal.waitForClose(timeout: 5))
@@ -83,9 +83,9 @@ struct TerminalTests {
     }
 
     @Test func anSSHTokenCannotOpenATerminal() async throws {
-        let fixture = try ServerFixture.withRunningSession()
+        let fixture = try await ServerFixture.withRunningSession()
         let api = fixture
-        let session = try fixture.sessionId()
+        let session = try await fixture.sessionId()
         let sshToken = try await api.runtimeToken(session: session, purpose: .ssh)
         let (status, body) = try await RawHTTP.get(fixture.url, Endpoints.Gateway.terminal.at(session).query(["token": sshToken]).path)
         #expect(status == 403)

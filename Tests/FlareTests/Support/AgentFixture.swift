@@ -6,10 +6,10 @@ final class AgentFixture {
     let agent: BackgroundProcess
     let port: Int
 
-    init(arguments extra: [String] = []) throws {
+    init(arguments extra: [String] = []) async throws {
         directory = try TemporaryDirectory()
         for name in ["hostkey", "userkey", "otherkey"] {
-            let result = try TestProcess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", directory.path(name)])
+            let result = try await TestProcess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", directory.path(name)])
             guard result.status == 0 else { throw FixtureError("ssh-keygen failed: \(result.stderr)") }
         }
         try FileManager.default.copyItem(atPath: directory.path("userkey.pub"), toPath: directory.path("authorized_keys"))
@@ -19,7 +19,7 @@ final class AgentFixture {
             "--host-key", directory.path("hostkey"), "--authorized-keys", directory.path("authorized_keys"),
             "--root", directory.path("root"), "--address-file", addressFile,
         ] + extra)
-        guard waitFor({ FileManager.default.fileExists(atPath: addressFile) }),
+        guard await waitFor({ FileManager.default.fileExists(atPath: addressFile) }),
               let text = try? String(contentsOfFile: addressFile, encoding: .utf8),
               let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":").last ?? "")
         else { throw FixtureError("the agent did not start: \(agent.output)") }
@@ -41,9 +41,9 @@ final class AgentFixture {
     }
 
     /// Open descriptors and child processes of the agent, for leak checks.
-    func resourceCounts() -> (descriptors: Int, children: Int) {
+    func resourceCounts() async -> (descriptors: Int, children: Int) {
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd").count) ?? -1
-        let children = (try? TestProcess.run(["pgrep", "-P", "\(agent.pid)"]).stdout
+        let children = (try? await TestProcess.run(["pgrep", "-P", "\(agent.pid)"]).stdout
             .split(separator: "\n").count) ?? -1
         return (fds, children)
     }

@@ -11,15 +11,15 @@ final class ServerFixture: @unchecked Sendable {
     private let extraArguments: [String]
 
     /// `arguments` are extra flags for flare-server.
-    init(arguments: [String] = []) throws {
+    init(arguments: [String] = []) async throws {
         directory = try TemporaryDirectory()
         extraArguments = arguments
-        (server, port) = try Self.start(directory: directory, port: "0", arguments: arguments)
+        (server, port) = try await Self.start(directory: directory, port: "0", arguments: arguments)
         url = "http://127.0.0.1:\(port)"
     }
 
     private static func start(directory: TemporaryDirectory, port: String, arguments: [String])
-        throws -> (BackgroundProcess, String)
+        async throws -> (BackgroundProcess, String)
     {
         let portFile = directory.path("port")
         try? FileManager.default.removeItem(atPath: portFile)
@@ -28,7 +28,7 @@ final class ServerFixture: @unchecked Sendable {
             "--port-file", portFile, "--bcrypt-cost", "4", "--agent-heartbeat-seconds", "1",
             "--reconcile-seconds", "1",
         ] + arguments)
-        guard waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
+        guard await waitFor({ (try? String(contentsOfFile: portFile, encoding: .utf8))?.isEmpty == false }),
               let bound = try? String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         else { throw FixtureError("flare-server did not start: \(server.output)") }
         return (server, bound)
@@ -36,10 +36,10 @@ final class ServerFixture: @unchecked Sendable {
 
     /// Kills the server without warning (as a crash would) and starts it again on the same data
     /// directory and port.
-    func crashAndRestart(betweenRuns: () throws -> Void = {}) throws {
+    func crashAndRestart(betweenRuns: () async throws -> Void = {}) async throws {
         server.crash()
-        try betweenRuns()
-        (server, _) = try Self.start(directory: directory, port: port, arguments: extraArguments)
+        try await betweenRuns()
+        (server, _) = try await Self.start(directory: directory, port: port, arguments: extraArguments)
     }
 
     var environment: [String: String] {
@@ -49,16 +49,16 @@ final class ServerFixture: @unchecked Sendable {
     /// Runs `flare ARGS…` as a user would.
     @discardableResult
     func flare(_ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:],
-               timeout: TimeInterval = 90) throws -> CommandResult {
-        try TestProcess.run([TestProcess.binary("flare")] + arguments, environment: environment.merging(extra) { $1 },
+               timeout: TimeInterval = 90) async throws -> CommandResult {
+        try await TestProcess.run([TestProcess.binary("flare")] + arguments, environment: environment.merging(extra) { $1 },
                             stdin: stdin.map { Data($0.utf8) }, timeout: timeout)
     }
 
     /// Signs up, and makes and promotes a template `base` from `manifest`.
     func signUpWithTemplate(manifest: String = #"{"image":"burstflare/session-base","persistedPaths":["/home/flare/work"]}"#)
-        throws
+        async throws
     {
-        let registered = try flare(["auth", "register", "--email", "dev@example.com", "--password-stdin"],
+        let registered = try await flare(["auth", "register", "--email", "dev@example.com", "--password-stdin"],
                                    stdin: "a long password\n")
         guard registered.status == 0 else { throw FixtureError("register failed: \(registered.stderr)") }
         let manifestPath = directory.path("manifest.json")
@@ -66,28 +66,28 @@ final class ServerFixture: @unchecked Sendable {
         for command in [["template", "create", "base"],
                         ["template", "upload", "base", "--version", "1", "--manifest", manifestPath, "--wait"],
                         ["template", "promote", "base", "1"]] {
-            let result = try flare(command)
+            let result = try await flare(command)
             guard result.status == 0 else { throw FixtureError("\(command) failed: \(result.stderr)") }
         }
     }
 
     /// A fixture on `runtime` (`host` or `docker`).
-    convenience init(runtime: String, arguments: [String] = []) throws {
-        try self.init(arguments: (runtime == "docker" ? ["--runtime", "docker"] : []) + arguments)
+    convenience init(runtime: String, arguments: [String] = []) async throws {
+        try await self.init(arguments: (runtime == "docker" ? ["--runtime", "docker"] : []) + arguments)
     }
 
     /// A fixture with a user, a template and a running session `dev`.
-    static func withRunningSession(arguments: [String] = []) throws -> ServerFixture {
-        let fixture = try ServerFixture(arguments: arguments)
-        try fixture.signUpWithTemplate()
-        let up = try fixture.flare(["session", "up", "dev", "--template", "base"])
+    static func withRunningSession(arguments: [String] = []) async throws -> ServerFixture {
+        let fixture = try await ServerFixture(arguments: arguments)
+        try await fixture.signUpWithTemplate()
+        let up = try await fixture.flare(["session", "up", "dev", "--template", "base"])
         guard up.status == 0 else { throw FixtureError("session up failed: \(up.stderr)") }
         return fixture
     }
 
     /// The id of the session named `name`.
-    func sessionId(_ name: String = "dev") throws -> String {
-        let json = try flare(["session", "get", name, "--json"]).stdout
+    func sessionId(_ name: String = "dev") async throws -> String {
+        let json = try await flare(["session", "get", name, "--json"]).stdout
         return try FlareJSON.decoder().decode(SessionInfo.self, from: Data(json.utf8)).id
     }
 
@@ -95,15 +95,15 @@ final class ServerFixture: @unchecked Sendable {
         server.stop()
         // The host runtime's agents outlive the server by design; end them: each runs as the only
         // child of a bwrap whose command line names the session's directory.
-        _ = try? TestProcess.run(["sh", "-c", "for p in $(pgrep -f -- '\(directory.path("data"))/sessions/'); do "
+        _ = try? TestProcess.runBlocking(["sh", "-c", "for p in $(pgrep -f -- '\(directory.path("data"))/sessions/'); do "
             + "kill -9 $(cat /proc/$p/task/$p/children 2>/dev/null) $p 2>/dev/null; done; "
             + "pkill -9 -f -- '--state-dir \(directory.path("data"))'; true"])
         // The docker runtime's containers likewise.
         if extraArguments.contains("docker") {
-            _ = try? TestProcess.run(["sh", "-c", "docker rm -f $(docker ps -aq --filter "
+            _ = try? TestProcess.runBlocking(["sh", "-c", "docker rm -f $(docker ps -aq --filter "
                 + "label=burstflare.data=\(directory.path("data"))) >/dev/null 2>&1"])
             // And the images its template builds made.
-            _ = try? TestProcess.run(["sh", "-c", "docker rmi -f $(docker images -q --filter "
+            _ = try? TestProcess.runBlocking(["sh", "-c", "docker rmi -f $(docker images -q --filter "
                 + "label=burstflare.data=\(directory.path("data"))) >/dev/null 2>&1"])
         }
     }

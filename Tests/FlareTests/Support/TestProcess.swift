@@ -24,8 +24,17 @@ enum TestProcess {
 
     static func binary(_ name: String) -> String { binDirectory.appendingPathComponent(name).path }
 
-    /// Runs `arguments` (argv[0] looked up in PATH) and waits at most `timeout` seconds, killing it after.
+    /// Runs `arguments` (argv[0] looked up in PATH) and waits at most `timeout` seconds, killing it
+    /// after. The wait is on a dispatch thread, not the test's: tests run in parallel, and a blocked
+    /// cooperative thread would starve every in-process server and client of the run.
     static func run(
+        _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil, timeout: TimeInterval = 60
+    ) async throws -> CommandResult {
+        try await offThePool { try runBlocking(arguments, environment: environment, stdin: stdin, timeout: timeout) }
+    }
+
+    /// ``run(_:environment:stdin:timeout:)`` on the caller's thread, for a `deinit`'s cleanup.
+    static func runBlocking(
         _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil, timeout: TimeInterval = 60
     ) throws -> CommandResult {
         let out = try TemporaryFile(), err = try TemporaryFile()
@@ -138,12 +147,26 @@ final class TemporaryDirectory {
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func waitFor(timeout: TimeInterval = 20, _ condition: () throws -> Bool) rethrows -> Bool {
+/// Polls `condition` every 50 ms until it holds or `timeout` passes (sleeping, not blocking).
+func waitFor(timeout: TimeInterval = 20, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
-        if try condition() { return true }
-        usleep(50_000)
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
     }
-    return try condition()
+    return try await condition()
+}
+
+/// Runs blocking work (waiting for a child, a slow syscall) on a dispatch thread.
+func offThePool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Swift.Result(catching: work)) }
+    }
+}
+
+extension SpawnedProcess {
+    /// ``wait(timeout:)`` on a dispatch thread: the exit status, or nil if it still runs after `timeout`.
+    func exited(timeout: TimeInterval) async -> Int32? {
+        (try? await offThePool { self.wait(timeout: timeout) }) ?? nil
+    }
 }
