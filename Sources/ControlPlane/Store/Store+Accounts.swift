@@ -25,14 +25,21 @@ extension Store {
     }
 
     /// The user a live (unrevoked, unexpired) access token belongs to. Every API call asks this:
-    /// one prepared statement, kept.
+    /// answered from ``SignInCache`` when it can, else one prepared statement, kept.
     func user(accessTokenHash hash: String, now: Date) async throws -> UserRecord? {
-        try await read { db in
-            try UserRecord.fetchOne(db.cachedStatement(sql: """
-                SELECT users.* FROM access_tokens JOIN users ON users.id = access_tokens.user_id
+        if let user = signIns.user(tokenHash: hash, now: now) { return user }
+        let generation = signIns.generation
+        let found = try await read { db -> (UserRecord, Date)? in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT users.*, access_tokens.expires_at AS token_expires_at
+                FROM access_tokens JOIN users ON users.id = access_tokens.user_id
                 WHERE access_tokens.token_hash = ? AND access_tokens.revoked_at IS NULL AND access_tokens.expires_at > ?
-                """), arguments: [hash, now])
+                """), arguments: [hash, now]) else { return nil }
+            return (try UserRecord(row: row), row["token_expires_at"])
         }
+        guard let (user, expiresAt) = found else { return nil }
+        signIns.store(user, tokenHash: hash, expiresAt: expiresAt, readAt: generation)
+        return user
     }
 
     func revokeAccessToken(hash: String, at date: Date) async throws {

@@ -10,6 +10,8 @@ public final class Store: Sendable {
     /// A WAL pool on a file (the server), or one in-memory connection (unit tests): the same
     /// schema, SQL and transactions either way.
     let database: any DatabaseWriter
+    /// Answered sign-ins, emptied by every commit to accounts or tokens.
+    let signIns = SignInCache()
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     public init(path: String) throws {
@@ -20,6 +22,7 @@ public final class Store: Sendable {
         }
         database = try DatabasePool(path: path, configuration: configuration)
         try Migrations.migrator.migrate(database)
+        signIns.observe(database)
     }
 
     /// A new, empty store in memory, gone with the value: real SQLite for fast tests of the
@@ -31,6 +34,7 @@ public final class Store: Sendable {
     private init(database: any DatabaseWriter) throws {
         self.database = database
         try Migrations.migrator.migrate(database)
+        signIns.observe(database)
     }
 
     private static var configuration: Configuration {
