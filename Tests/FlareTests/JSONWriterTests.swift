@@ -29,6 +29,21 @@ import Testing
         }
     }
 
+    /// The writer scans 16 bytes a step: an escape at every position of long strings, alone and in runs.
+    @Test func escapesAreFoundAtEveryPositionOfALongString() async throws {
+        for length in [15, 16, 17, 31, 32, 33, 48, 70] {
+            for position in 0..<length {
+                for escaped in ["\"", "\\", "\n", "\u{01}", "\"\"", "é"] {
+                    var text = String(repeating: "x", count: length)
+                    let at = text.index(text.startIndex, offsetBy: position)
+                    text.replaceSubrange(at...at, with: escaped)
+                    let value = session(name: text, reason: text + text, at: Date(timeIntervalSince1970: 1_700_000_000))
+                    #expect(written(value) == (try encoded(value)), "\(text.debugDescription)")
+                }
+            }
+        }
+    }
+
     @Test func datesMatchTheEncoderToTheMillisecond() async throws {
         var generator = SystemRandomNumberGenerator()
         var dates = [0, -1, -0.0005, 0.0005, 0.9999, 951_782_400, 951_868_799.999, 4_102_444_800, -2_208_988_800,

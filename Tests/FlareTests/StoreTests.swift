@@ -27,8 +27,8 @@ import Testing
         let directory = try TemporaryDirectory()
         let store = try Store(path: directory.path("flare.sqlite"))
         let plan = try await store.read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + Store.sessionListingSQL
-                + " WHERE sessions.owner_id = ? AND sessions.state != 'deleted' ORDER BY sessions.created_at, sessions.id LIMIT 10",
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + Store.sessionPageSQL
+                + " WHERE owner_id = ? AND state != 'deleted' ORDER BY created_at, id LIMIT 10",
                 arguments: ["usr_x"]).map { $0["detail"] as String? ?? "" }
         }
         #expect(plan.contains { $0.contains("sessions USING INDEX sessions_owner_created") }, "\(plan)")
