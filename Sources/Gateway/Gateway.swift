@@ -163,7 +163,10 @@ extension Gateway {
     /// returns how many connections it closed.
     @discardableResult
     public func revoke(_ revocation: Revocation) -> Int {
+        // Connections first: ending a shell ends its attached connection, which would then no
+        // longer be counted nor closed with the revocation's reason.
+        let closed = connections.close(revocation)
         terminals?.close(revocation)
-        return connections.close(revocation)
+        return closed
     }
 }

@@ -61,8 +61,9 @@ struct TerminalTests {
         let box = TerminalBox()
         let close = try await TerminalDriver.run(gateway: fixture.url, session: session, token: token) { terminal in
             box.id = await terminal.waitForMessage("ready")?.terminal
-            try await terminal.type("echo alive\r")
-            #expect(await terminal.waitForOutput { $0.contains("alive\r\n") })
+            // Computed so the echo of the typed line does not count as the shell's answer.
+            try await terminal.type("echo $((6*7))-alive\r")
+            #expect(await terminal.waitForOutput { $0.contains("42-alive") })
             let started = Date()
             let revoke = try await fixture.flare(["session", "revoke", "dev"])
             #expect(revoke.stdout.contains("closed 1 connection"),
