@@ -8,15 +8,57 @@ public protocol JSONWritable {
     func write(to writer: inout JSONWriter)
 }
 
-/// Appends JSON to a byte array. The caller writes keys in sorted order; the writer places commas.
-public struct JSONWriter {
-    /// The JSON written so far.
-    public private(set) var bytes: [UInt8] = []
+/// Appends JSON to a buffer it owns. The caller writes keys in sorted order; the writer places
+/// commas. Not copyable: the buffer is a plain allocation (an array's uniqueness and capacity checks
+/// on every appended byte were a tenth of a 1,000-session list), freed when the writer goes away.
+public struct JSONWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
     /// Whether the next value in the current object or array needs a comma before it.
     private var needsComma = false
 
     public init(capacity: Int = 1024) {
-        bytes.reserveCapacity(capacity)
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// The JSON written so far.
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    @inline(__always)
+    private mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(to: count + extra) }
+    }
+
+    private mutating func grow(to needed: Int) {
+        let larger = max(capacity * 2, needed)
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: larger)
+        moved.initialize(from: base, count: count)
+        base.deallocate()
+        (base, capacity) = (moved, larger)
+    }
+
+    @inline(__always)
+    private mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    private mutating func append(_ buffer: UnsafeBufferPointer<UInt8>) {
+        guard let start = buffer.baseAddress, buffer.count > 0 else { return }
+        reserve(buffer.count)
+        (base + count).update(from: start, count: buffer.count)
+        count += buffer.count
+    }
+
+    private mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { append($0) }
     }
 
     /// `value` as JSON bytes.
@@ -29,20 +71,20 @@ public struct JSONWriter {
     /// An array whose elements `body` writes.
     public mutating func array(_ body: (inout JSONWriter) throws -> Void) rethrows {
         separate()
-        bytes.append(UInt8(ascii: "["))
+        append(UInt8(ascii: "["))
         needsComma = false
         try body(&self)
-        bytes.append(UInt8(ascii: "]"))
+        append(UInt8(ascii: "]"))
         needsComma = true
     }
 
     /// An object whose fields `body` writes, in sorted key order.
     public mutating func object(_ body: (inout JSONWriter) throws -> Void) rethrows {
         separate()
-        bytes.append(UInt8(ascii: "{"))
+        append(UInt8(ascii: "{"))
         needsComma = false
         try body(&self)
-        bytes.append(UInt8(ascii: "}"))
+        append(UInt8(ascii: "}"))
         needsComma = true
     }
 
@@ -54,7 +96,7 @@ public struct JSONWriter {
     public mutating func field(_ key: StaticString, _ value: some BinaryInteger) {
         self.key(key)
         separate()
-        bytes.append(contentsOf: String(value).utf8)
+        append(String(value))
     }
 
     public mutating func field(_ key: StaticString, _ value: Date) {
@@ -78,17 +120,24 @@ public struct JSONWriter {
 
     /// Writes `"key":`; the value that follows calls ``separate()`` like any value, adding no comma.
     private mutating func key(_ key: StaticString) {
-        separate()
-        bytes.append(UInt8(ascii: "\""))
-        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
+        key.withUTF8Buffer { key in
+            reserve(key.count + 4)
+            if needsComma {
+                base[count] = UInt8(ascii: ",")
+                count += 1
+            }
+            base[count] = UInt8(ascii: "\"")
+            if let start = key.baseAddress { (base + count + 1).update(from: start, count: key.count) }
+            base[count + 1 + key.count] = UInt8(ascii: "\"")
+            base[count + 2 + key.count] = UInt8(ascii: ":")
+            count += key.count + 3
+        }
         needsComma = false
     }
 
     /// Starts a value: a comma when one came before it at this level.
     private mutating func separate() {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        if needsComma { append(UInt8(ascii: ",")) }
         needsComma = true
     }
 
@@ -104,7 +153,7 @@ public struct JSONWriter {
     public mutating func field(_ key: StaticString, json value: UnsafeRawBufferPointer) {
         self.key(key)
         separate()
-        bytes.append(contentsOf: value)
+        append(value.assumingMemoryBound(to: UInt8.self))
     }
 
     /// A JSON string, escaped as `JSONEncoder` escapes (slashes left alone).
@@ -115,28 +164,52 @@ public struct JSONWriter {
 
     private mutating func string(_ utf8: UnsafeBufferPointer<UInt8>) {
         separate()
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
         var start = 0
-        for (index, byte) in utf8.enumerated() where byte < 0x20 || byte == 0x22 || byte == 0x5C {
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<index]))
-            start = index + 1
-            bytes.append(UInt8(ascii: "\\"))
+        var index = 0
+        while index < utf8.count {
+            // Eight bytes at a time while none of them needs escaping.
+            while index + 8 <= utf8.count, !Self.needsEscape(UnsafeRawPointer(utf8.baseAddress! + index)
+                .loadUnaligned(as: UInt64.self))
+            {
+                index += 8
+            }
+            guard index < utf8.count else { break }
+            let byte = utf8[index]
+            index += 1
+            guard byte < 0x20 || byte == 0x22 || byte == 0x5C else { continue }
+            append(UnsafeBufferPointer(rebasing: utf8[start..<index - 1]))
+            start = index
+            append(UInt8(ascii: "\\"))
             switch byte {
-            case 0x22: bytes.append(UInt8(ascii: "\""))
-            case 0x5C: bytes.append(UInt8(ascii: "\\"))
-            case 0x08: bytes.append(UInt8(ascii: "b"))
-            case 0x0C: bytes.append(UInt8(ascii: "f"))
-            case 0x0A: bytes.append(UInt8(ascii: "n"))
-            case 0x0D: bytes.append(UInt8(ascii: "r"))
-            case 0x09: bytes.append(UInt8(ascii: "t"))
+            case 0x22: append(UInt8(ascii: "\""))
+            case 0x5C: append(UInt8(ascii: "\\"))
+            case 0x08: append(UInt8(ascii: "b"))
+            case 0x0C: append(UInt8(ascii: "f"))
+            case 0x0A: append(UInt8(ascii: "n"))
+            case 0x0D: append(UInt8(ascii: "r"))
+            case 0x09: append(UInt8(ascii: "t"))
             default:
-                bytes.append(contentsOf: "u00".utf8)
-                bytes.append(Self.hex[Int(byte >> 4)])
-                bytes.append(Self.hex[Int(byte & 0xF)])
+                append("u00")
+                append(Self.hex[Int(byte >> 4)])
+                append(Self.hex[Int(byte & 0xF)])
             }
         }
-        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
-        bytes.append(UInt8(ascii: "\""))
+        append(UnsafeBufferPointer(rebasing: utf8[start...]))
+        append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any of the eight bytes of `word` is below 0x20, a quote or a backslash: the
+    /// classic word-at-a-time tests for a byte below n and a zero byte (a borrow can only start at
+    /// a byte that matches, so "any" is exact).
+    @inline(__always)
+    private static func needsEscape(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        let control = (word &- ones &* 0x20) & ~word & high
+        let quote = word ^ (ones &* 0x22)
+        let backslash = word ^ (ones &* 0x5C)
+        return (control | ((quote &- ones) & ~quote & high) | ((backslash &- ones) & ~backslash & high)) != 0
     }
 
     /// `2026-12-02T16:12:02.123Z`: UTC, milliseconds truncated, as `ISO8601FormatStyle` writes.
@@ -147,22 +220,22 @@ public struct JSONWriter {
         let (day, ms) = dayMillis < 0 ? (days - 1, dayMillis + 86_400_000) : (days, dayMillis)
         let (year, month, dayOfMonth) = Self.civil(fromDays: day)
         separate()
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
         digits(Int(year), 4)
-        bytes.append(UInt8(ascii: "-"))
+        append(UInt8(ascii: "-"))
         digits(month, 2)
-        bytes.append(UInt8(ascii: "-"))
+        append(UInt8(ascii: "-"))
         digits(dayOfMonth, 2)
-        bytes.append(UInt8(ascii: "T"))
+        append(UInt8(ascii: "T"))
         let seconds = Int(ms / 1000)
         digits(seconds / 3600, 2)
-        bytes.append(UInt8(ascii: ":"))
+        append(UInt8(ascii: ":"))
         digits(seconds / 60 % 60, 2)
-        bytes.append(UInt8(ascii: ":"))
+        append(UInt8(ascii: ":"))
         digits(seconds % 60, 2)
-        bytes.append(UInt8(ascii: "."))
+        append(UInt8(ascii: "."))
         digits(Int(ms % 1000), 3)
-        bytes.append(contentsOf: "Z\"".utf8)
+        append("Z\"")
     }
 
     private mutating func digits(_ value: Int, _ width: Int) {
@@ -170,7 +243,7 @@ public struct JSONWriter {
         for _ in 1..<width { divisor *= 10 }
         var value = value
         while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
             value %= divisor
             divisor /= 10
         }

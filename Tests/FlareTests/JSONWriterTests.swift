@@ -29,11 +29,11 @@ import Testing
         }
     }
 
-    /// The writer scans 16 bytes a step: an escape at every position of long strings, alone and in runs.
+    /// The writer scans 8 bytes a step: an escape at every position of long strings, alone and in runs.
     @Test func escapesAreFoundAtEveryPositionOfALongString() async throws {
-        for length in [15, 16, 17, 31, 32, 33, 48, 70] {
+        for length in [7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 70] {
             for position in 0..<length {
-                for escaped in ["\"", "\\", "\n", "\u{01}", "\"\"", "é"] {
+                for escaped in ["\"", "\\", "\n", "\u{01}", "\u{1F}", " ", "!", "#", "[", "]", "\"\"", "é", "\u{7F}"] {
                     var text = String(repeating: "x", count: length)
                     let at = text.index(text.startIndex, offsetBy: position)
                     text.replaceSubrange(at...at, with: escaped)
@@ -82,5 +82,15 @@ import Testing
             #expect(String(decoding: writer.bytes, as: UTF8.self) == (try encoded(list)))
             #expect(try FlareJSON.decoder().decode([SessionInfo].self, from: Data(writer.bytes)) == list)
         }
+    }
+
+    /// A writer that starts small grows as it writes: a long list comes out whole and as the encoder writes it.
+    @Test func aWriterGrowsPastItsFirstCapacity() async throws {
+        let now = Date(timeIntervalSince1970: 1_764_700_000.25)
+        let list = (0..<500).map { session(name: "s\($0)-" + String(repeating: "\"", count: $0 % 40), at: now) }
+        var writer = JSONWriter(capacity: 1)
+        writer.array { json in list.forEach { $0.write(to: &json) } }
+        #expect(writer.bytes.count > 100_000)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == (try encoded(list)))
     }
 }

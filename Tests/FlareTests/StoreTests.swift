@@ -35,6 +35,24 @@ import Testing
         #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "no sort outside the index: \(plan)")
     }
 
+    /// A session named or numbered in a route is found through an index, never by reading the
+    /// owner's sessions one by one.
+    @Test func aSessionByIdOrNameIsFoundThroughItsIndexes() async throws {
+        let (store, _directory) = try makeStore()
+        _ = _directory
+        for select in ["SELECT * FROM sessions", Store.sessionListingSQL] {
+            let plan = try await store.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + select + " WHERE " + Store.sessionReferenceSQL,
+                                 arguments: Store.sessionReferenceArguments(ownerId: "usr_x", reference: "dev"))
+                    .map { $0["detail"] as String? ?? "" }
+            }
+            #expect(plan.contains { $0.contains("SEARCH sessions USING INDEX sqlite_autoindex_sessions_1 (id=?)") }, "\(plan)")
+            #expect(plan.contains { $0.contains("SEARCH sessions USING INDEX sessions_owner_name_live (owner_id=? AND name=?)") },
+                    "\(plan)")
+            #expect(!plan.contains { $0.contains("SCAN") }, "\(plan)")
+        }
+    }
+
     @Test func emailsAreUniqueWhateverTheCase() async throws {
         let (store, _directory) = try makeStore()
         _ = _directory

@@ -114,9 +114,9 @@ extension Store {
     /// The owner's live session named `reference`, or with that id, with its template's name and version.
     func sessionListing(ownerId: String, reference: String) async throws -> SessionListing? {
         try await read { db in
-            try Row.fetchOne(db.cachedStatement(sql: Self.sessionListingSQL + """
-                 WHERE sessions.owner_id = ? AND sessions.state != 'deleted' AND (sessions.id = ? OR sessions.name = ?)
-                """), arguments: [ownerId, reference, reference]).map(SessionListing.init(row:))
+            try Row.fetchOne(db.cachedStatement(sql: Self.sessionListingSQL + " WHERE " + Self.sessionReferenceSQL),
+                             arguments: Self.sessionReferenceArguments(ownerId: ownerId, reference: reference))
+                .map(SessionListing.init(row:))
         }
     }
 

@@ -15,11 +15,22 @@ extension Store {
     /// The owner's live session named `reference`, or with that id.
     func session(ownerId: String, reference: String) async throws -> SessionRecord? {
         try await read { db in
-            try SessionRecord
-                .filter(Column("owner_id") == ownerId && Column("state") != SessionState.deleted.rawValue)
-                .filter(Column("id") == reference || Column("name") == reference)
-                .fetchOne(db)
+            try SessionRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM sessions WHERE " + Self.sessionReferenceSQL),
+                                       arguments: Self.sessionReferenceArguments(ownerId: ownerId, reference: reference))
         }
+    }
+
+    /// The condition for an owner's live session by id or name, each through its own index (the
+    /// primary key, and the live-name index, whose `state != 'deleted'` must be spelled out for
+    /// SQLite to use it). `id = ? OR name = ?` read all the owner's sessions: 0.5 ms of a single
+    /// session's read at 1,000 of them.
+    static let sessionReferenceSQL = """
+        (sessions.id = ? OR (sessions.owner_id = ? AND sessions.name = ? AND sessions.state != 'deleted'))
+        AND sessions.owner_id = ? AND sessions.state != 'deleted'
+        """
+
+    static func sessionReferenceArguments(ownerId: String, reference: String) -> StatementArguments {
+        [reference, ownerId, reference, ownerId]
     }
 
     func session(id: String) async throws -> SessionRecord? {
