@@ -7,7 +7,32 @@ import Foundation
 struct CLIConfig: Codable {
     var url: String?
     var accessToken: String?
+    /// When the access token stops working, by this machine's clock (counted from its receipt).
+    var accessTokenExpiresAt: Date?
+    /// Traded for the next access token when this one is about to expire; works once.
+    var refreshToken: String?
+    var signInId: String?
     var email: String?
+
+    /// Forgets the sign-in (the tokens), keeping the server's URL.
+    mutating func signOut() {
+        accessToken = nil
+        accessTokenExpiresAt = nil
+        refreshToken = nil
+        signInId = nil
+    }
+
+    /// Runs `body` holding the config's lock, so two `flare` processes refreshing at once do not
+    /// both trade the same refresh token (the second would end the sign-in as a reused token).
+    static func locked<T>(_ body: () async throws -> T) async throws -> T {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let descriptor = open(directory.appendingPathComponent("config.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw CLIError("could not open the lock in \(directory.path)") }
+        defer { close(descriptor) }
+        guard flock(descriptor, LOCK_EX) == 0 else { throw CLIError("could not lock \(directory.path)/config.lock") }
+        return try await body()
+    }
 
     static var directory: URL {
         if let dir = ProcessInfo.processInfo.environment["FLARE_CONFIG_DIR"], !dir.isEmpty {

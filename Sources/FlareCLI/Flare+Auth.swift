@@ -7,7 +7,7 @@ extension Flare {
     struct Auth: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Sign up, sign in and out.",
-            subcommands: [Register.self, Login.self, WhoAmI.self, Logout.self])
+            subcommands: [Register.self, Login.self, WhoAmI.self, Logout.self, SignIns.self])
     }
 }
 
@@ -38,8 +38,7 @@ extension Flare.Auth {
         @OptionGroup var credentials: CredentialOptions
 
         func run() async throws {
-            let client = FlareClient(baseURL: global.resolvedURL, token: nil)
-            let response = try await client.call(Endpoints.Auth.register, try credentials.credentials())
+            let response = try await global.anonymousClient.call(Endpoints.Auth.register, try credentials.credentials())
             try saveSignIn(response, url: global.resolvedURL)
             print("Signed up and signed in as \(response.user.email).")
         }
@@ -53,8 +52,7 @@ extension Flare.Auth {
         @OptionGroup var credentials: CredentialOptions
 
         func run() async throws {
-            let client = FlareClient(baseURL: global.resolvedURL, token: nil)
-            let response = try await client.call(Endpoints.Auth.login, try credentials.credentials())
+            let response = try await global.anonymousClient.call(Endpoints.Auth.login, try credentials.credentials())
             try saveSignIn(response, url: global.resolvedURL)
             print("Signed in as \(response.user.email).")
         }
@@ -96,16 +94,87 @@ extension Flare.Auth {
                 if config.accessToken != nil { _ = try? await global.authenticatedClient().call(Endpoints.Auth.logout) }
                 print("Signed out.")
             }
-            config.accessToken = nil
+            config = CLIConfig.load()
+            config.signOut()
             try config.save()
         }
+    }
+
+    struct SignIns: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sessions",
+            abstract: "List the devices signed in to your account, or end one (`revoke ID`).",
+            discussion: """
+                Each sign-in is one device: created when it signed in, used when it last refreshed its
+                access token (every 15 minutes while in use). Ending one stops its tokens at once and
+                cuts its open SSH and terminal connections.
+
+                Examples:
+                  flare auth sessions
+                  flare auth sessions --json
+                  flare auth sessions revoke sgn_0123456789abcdef
+                """,
+            subcommands: [List.self, Revoke.self], defaultSubcommand: List.self)
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List signed-in devices (the default).")
+            @OptionGroup var global: GlobalOptions
+            @OptionGroup var output: OutputOptions
+
+            func run() async throws {
+                let signIns: [SignInInfo] = try await global.authenticatedClient().all(Endpoints.Auth.signIns)
+                if output.json { return try printJSON(signIns) }
+                printTable(["ID", "CREATED", "LAST USED", "ADDRESS", "CLIENT"], signIns.map {
+                    [$0.id + ($0.current ? " (this one)" : ""), relative($0.createdAt), relative($0.lastUsedAt),
+                     $0.address.isEmpty ? "-" : $0.address, $0.client.isEmpty ? "-" : $0.client]
+                })
+            }
+        }
+
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "End a sign-in: its tokens stop working and its open connections are cut.",
+                discussion: "Example: flare auth sessions revoke sgn_0123456789abcdef")
+            @OptionGroup var global: GlobalOptions
+            @OptionGroup var output: OutputOptions
+            @Argument(help: "The sign-in's id, from `flare auth sessions`.")
+            var id: String
+
+            func run() async throws {
+                let result = try await global.authenticatedClient().call(Endpoints.Auth.revokeSignIn.at(id))
+                if output.json { return try printJSON(result) }
+                print("Ended sign-in \(id): revoked \(result.revokedTokens) runtime token(s), "
+                    + "closed \(result.closedConnections) connection(s).")
+                if CLIConfig.load().signInId == id {
+                    var config = CLIConfig.load()
+                    config.signOut()
+                    try config.save()
+                    print("That was this device's sign-in: you are signed out here.")
+                }
+            }
+        }
+    }
+}
+
+extension CLIConfig {
+    /// Whether the access token is gone or expires within a minute and can be refreshed.
+    var needsRefresh: Bool {
+        refreshToken != nil && (accessTokenExpiresAt.map { $0.timeIntervalSinceNow < 60 } ?? true)
+    }
+
+    /// Keeps the tokens of a sign-in or a refresh.
+    mutating func remember(_ response: AuthResponse) {
+        accessToken = response.accessToken
+        accessTokenExpiresAt = Date().addingTimeInterval(TimeInterval(response.expiresIn))
+        refreshToken = response.refreshToken
+        signInId = response.signInId
+        email = response.user.email
     }
 }
 
 func saveSignIn(_ response: AuthResponse, url: String) throws {
     var config = CLIConfig.load()
     config.url = url
-    config.accessToken = response.accessToken
-    config.email = response.user.email
+    config.remember(response)
     try config.save()
 }

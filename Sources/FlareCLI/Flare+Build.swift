@@ -36,7 +36,7 @@ extension Flare.Build {
 
         func run() async throws {
             let parts = version.split(separator: "@").map(String.init)
-            let client = try global.authenticatedClient()
+            let client = try await global.authenticatedClient()
             try await BuildLog.follow(client: client, template: parts[0], version: parts[1],
                                       output: FileHandle.standardOutput, follow: follow)
             guard follow else { return }

@@ -37,7 +37,7 @@ extension Flare {
                 print("Removed the flare block from \(path).")
                 return
             }
-            let client = try global.authenticatedClient()
+            let client = try await global.authenticatedClient()
             try await UserKey.ensureRegistered(client: client)
             let sessions = try await client.all(Endpoints.Sessions.list)
             try UserKey.pinHostKeys(of: sessions)

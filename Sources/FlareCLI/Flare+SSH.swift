@@ -39,7 +39,7 @@ extension Flare {
 /// The `ssh` command line (without destination) that reaches `session` through the gateway with
 /// the CLI's key and the session's pinned host key; registers the key and pins on first use.
 func openSSHArguments(session: String, global: GlobalOptions) async throws -> (SessionInfo, [String]) {
-            let client = try global.authenticatedClient()
+            let client = try await global.authenticatedClient()
             let info = try await client.call(Endpoints.Sessions.get.at(session))
             try requireReachable(info)
             try await UserKey.ensureRegistered(client: client)

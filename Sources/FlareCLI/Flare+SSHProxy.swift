@@ -17,7 +17,7 @@ extension Flare {
         var session: String
 
         func run() async throws {
-            let client = try global.authenticatedClient()
+            let client = try await global.authenticatedClient()
             let session = self.session.hasSuffix(".flare") ? String(self.session.dropLast(6)) : self.session
             let info: SessionInfo
             do {

@@ -27,7 +27,7 @@ extension Flare.Session {
         var timeout: Int = 120
 
         func run() async throws {
-            let client = try global.authenticatedClient()
+            let client = try await global.authenticatedClient()
             do {
                 try await client.call(Endpoints.Sessions.create, SessionCreateRequest(name: name, template: template))
                 printStatus("created session \(name)")
@@ -49,7 +49,7 @@ extension Flare.Session {
         var timeout: Int = 120
 
         func run() async throws {
-            let info = try await startAndWait(client: try global.authenticatedClient(), session: session, timeout: timeout)
+            let info = try await startAndWait(client: try await global.authenticatedClient(), session: session, timeout: timeout)
             print("Session \(info.name) is running.")
         }
     }

@@ -44,7 +44,7 @@ extension Flare.Snapshot {
         var output: String
 
         func run() async throws {
-            let client = try global.authenticatedClient()
+            let client = try await global.authenticatedClient()
             let snapshots = try await client.call(Endpoints.Snapshots.list.at(session))
             guard let info = snapshots.first(where: { snapshot == "latest" ? $0.latest == true : $0.id == snapshot })
             else { throw CLIError("session \(session) has no snapshot \(snapshot)") }
@@ -109,7 +109,7 @@ extension Flare.Snapshot {
         var snapshot: String
 
         func run() async throws {
-            let client = try global.authenticatedClient()
+            let client = try await global.authenticatedClient()
             let before = try await client.call(Endpoints.Sessions.get.at(session))
             try await client.call(Endpoints.Snapshots.restore.at(session, snapshot))
             print(before.state == .running

@@ -66,7 +66,7 @@ extension Flare.Template {
             } catch {
                 throw CLIError("\(manifest) is not valid JSON")
             }
-            let client = try global.authenticatedClient()
+            let client = try await global.authenticatedClient()
             let created = try await client.call(Endpoints.Templates.createVersion.at(template),
                                                 .object(["version": .string(version), "manifest": object]))
             var state = created.build?.state ?? .notNeeded

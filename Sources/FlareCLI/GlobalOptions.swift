@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlareClient
+import FlareContracts
 import Foundation
 
 /// Options every command takes.
@@ -22,13 +23,43 @@ struct GlobalOptions: ParsableArguments {
         return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
     }
 
-    /// A client with the saved access token; fails with advice when signed out.
-    func authenticatedClient() throws -> FlareClient {
-        let config = CLIConfig.load()
-        guard let token = config.accessToken else {
-            throw CLIError("you are not signed in; run `flare auth login --email YOU@EXAMPLE.COM --password-stdin`")
+    /// A client without a token (sign-up, sign-in, refresh).
+    var anonymousClient: FlareClient {
+        FlareClient(baseURL: resolvedURL, token: nil, userAgent: Self.userAgent)
+    }
+
+    /// `flare/0.1.0 (host; Linux)`: how `flare auth sessions` names this machine.
+    static let userAgent: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "unknown host"
+        return "flare/\(Flare.configuration.version) (\(host); Linux)"
+    }()
+
+    /// A client with the saved access token, refreshed first when it expires within a minute;
+    /// fails with advice when signed out or when the sign-in has ended.
+    func authenticatedClient() async throws -> FlareClient {
+        let signIn = "run `flare auth login --email YOU@EXAMPLE.COM --password-stdin`"
+        var config = CLIConfig.load()
+        guard config.accessToken != nil else { throw CLIError("you are not signed in; \(signIn)") }
+        if config.needsRefresh {
+            config = try await CLIConfig.locked {
+                // Another flare may have refreshed while this one waited for the lock.
+                var config = CLIConfig.load()
+                guard config.needsRefresh, let refreshToken = config.refreshToken else { return config }
+                do {
+                    let response = try await anonymousClient.call(Endpoints.Auth.refresh, RefreshRequest(refreshToken: refreshToken))
+                    config.remember(response)
+                    try config.save()
+                    return config
+                } catch FlareClientError.refused(let status, _, let message) where status == 401 {
+                    config.signOut()
+                    try config.save()
+                    throw CLIError("you are signed out: \(message) (\(signIn))")
+                }
+            }
         }
-        return FlareClient(baseURL: resolvedURL, token: token)
+        guard let token = config.accessToken else { throw CLIError("you are not signed in; \(signIn)") }
+        return FlareClient(baseURL: resolvedURL, token: token, userAgent: Self.userAgent)
     }
 }
 

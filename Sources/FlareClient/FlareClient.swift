@@ -21,19 +21,23 @@ public struct FlareClient: Sendable {
     let http: HTTPClient
     /// How long a call may take unless the call says otherwise.
     let timeout: TimeAmount
+    /// Sent as `User-Agent` (a sign-in lists it as its client).
+    public let userAgent: String?
     /// The most a JSON answer may be.
     static let answerLimit = 16 << 20
 
-    public init(baseURL: String, token: String?, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(120)) {
+    public init(baseURL: String, token: String?, http: HTTPClient = .shared, timeout: TimeAmount = .seconds(120),
+                userAgent: String? = nil) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.http = http
         self.timeout = timeout
+        self.userAgent = userAgent
     }
 
     /// The same server with another token.
     public func authenticated(_ token: String?) -> FlareClient {
-        FlareClient(baseURL: baseURL, token: token, http: http, timeout: timeout)
+        FlareClient(baseURL: baseURL, token: token, http: http, timeout: timeout, userAgent: userAgent)
     }
 
     // MARK: JSON calls
@@ -157,6 +161,7 @@ public struct FlareClient: Sendable {
         var request = HTTPClientRequest(url: baseURL + target.path)
         request.method = HTTPMethod(rawValue: target.method.rawValue)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let userAgent { request.headers.add(name: "User-Agent", value: userAgent) }
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = body

@@ -11,6 +11,13 @@ public enum Endpoints {
         public static let logout = Endpoint<NoParameters, NoBody, NoContent>(.post, "/api/auth/logout")
         /// Signs out every device: all access tokens, runtime tokens and open connections.
         public static let logoutAll = Endpoint<NoParameters, NoBody, RevokeResponse>(.post, "/api/auth/logout-all")
+        /// A refresh token for a new access token and a new refresh token (no access token needed).
+        /// Each refresh token works once: a second use ends its whole sign-in.
+        public static let refresh = Endpoint<NoParameters, RefreshRequest, AuthResponse>(.post, "/api/auth/refresh")
+        /// The caller's signed-in devices (sign-ins that have not ended).
+        public static let signIns = Endpoint<NoParameters, NoBody, [SignInInfo]>(.get, "/api/auth/sessions")
+        /// Ends one sign-in: its tokens stop working and its open connections are cut.
+        public static let revokeSignIn = Endpoint<OneParameter, NoBody, RevokeResponse>(.delete, "/api/auth/sessions/{id}")
     }
 
     public enum SSHKeys {

@@ -12,17 +12,29 @@ public struct Revocation: Codable, Sendable, Equatable {
         case session
         /// Every token of one user (logout-all, access lost).
         case user
+        /// Every token issued under one sign-in (a device signed out, a refresh token reused).
+        case signIn
     }
 
     public var scope: Scope
-    /// The token, session or user id.
+    /// The token, session, user or sign-in id.
     public var id: String
     public var reason: String
+    /// When the control plane took access away: tokens issued later are not affected.
+    public var revokedAt: Date?
 
-    public init(_ scope: Scope, _ id: String, reason: String) {
+    public init(_ scope: Scope, _ id: String, reason: String, revokedAt: Date? = Date()) {
         self.scope = scope
         self.id = id
         self.reason = reason
+        self.revokedAt = revokedAt
+    }
+
+    /// Whether a token with `claims`, checked before this revocation reached the gateway, was
+    /// issued before it (and so loses its access as its connection registers).
+    public func precedes(_ claims: RuntimeTokenClaims) -> Bool {
+        guard let revokedAt else { return false }
+        return matches(claims) && claims.issuedAt <= revokedAt
     }
 
     /// Whether a connection opened with `claims` loses its access.
@@ -31,6 +43,7 @@ public struct Revocation: Codable, Sendable, Equatable {
         case .token: claims.id == id
         case .session: claims.sessionId == id
         case .user: claims.userId == id
+        case .signIn: claims.signInId == id
         }
     }
 }

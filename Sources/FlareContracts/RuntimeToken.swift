@@ -16,19 +16,23 @@ public struct RuntimeTokenClaims: Codable, Sendable, Equatable {
     public var purpose: RuntimeTokenPurpose
     public var issuedAt: Date
     public var expiresAt: Date
+    /// The sign-in whose access token asked for it (ending that sign-in cuts its connections).
+    public var signInId: String?
 
     public init(id: String, sessionId: String, userId: String, purpose: RuntimeTokenPurpose, issuedAt: Date,
-                expiresAt: Date) {
+                expiresAt: Date, signInId: String? = nil) {
         self.id = id
         self.sessionId = sessionId
         self.userId = userId
         self.purpose = purpose
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
+        self.signInId = signInId
     }
 
     enum CodingKeys: String, CodingKey {
         case id = "jti", sessionId = "sid", userId = "sub", purpose = "pur", issuedAt = "iat", expiresAt = "exp"
+        case signInId = "sgn"
     }
 }
 

@@ -102,11 +102,14 @@ extension Gateway {
 enum RelayEnding: Sendable, Equatable {
     case revoked(String)
     case idle(Duration)
+    /// A terminal client sent more input than its shell has taken (a session not reading it).
+    case inputBacklog
 
     var closeCode: WebSocketErrorCode {
         switch self {
         case .revoked: .policyViolation
         case .idle: .unknown(4000)
+        case .inputBacklog: .messageTooLarge
         }
     }
 
@@ -114,6 +117,7 @@ enum RelayEnding: Sendable, Equatable {
         switch self {
         case .revoked(let reason): "access revoked: \(reason)"
         case .idle(let timeout): "closed after \(timeout.components.seconds) s without traffic"
+        case .inputBacklog: "the session is not reading its terminal input"
         }
     }
 }

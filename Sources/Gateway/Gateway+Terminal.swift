@@ -39,9 +39,13 @@ extension Gateway {
         let ending = NIOLockedValueBox<RelayEnding?>(nil)
         let (attachment, events) = shell.attach()
         let lastActivity = NIOLockedValueBox(ContinuousClock.now)
+        // Ends this connection whatever the shell's thread is doing (it may be stuck writing to a
+        // session that does not read).
+        let (ended, end) = AsyncStream<Never>.makeStream()
         let registration = connections.register(authorized.claims, lastActivity: lastActivity) { reason in
             ending.withLockedValue { $0 = $0 ?? reason }
             if case .revoked = reason { shell.terminate() } else { shell.detach(attachment) }
+            end.finish()
         }
         defer { connections.unregister(registration) }
         let open = metrics.open(.terminal)
@@ -61,14 +65,17 @@ extension Gateway {
                         case .resize(let cols, let rows):
                             shell.resize(cols: Self.dimension(cols), rows: Self.dimension(rows))
                         case .input(let text):
-                            shell.input(Array(text.utf8))
+                            guard shell.input(Array(text.utf8)) else { return ending.withLockedValue { $0 = $0 ?? .inputBacklog } }
                         case .ready, .exit, nil:
                             continue
                         }
                     default:
-                        shell.input(Array(buffer: frame.data))
+                        guard shell.input(Array(buffer: frame.data)) else { return ending.withLockedValue { $0 = $0 ?? .inputBacklog } }
                     }
                 }
+            }
+            group.addTask {
+                for await _ in ended {}
             }
             group.addTask {
                 for await event in events {

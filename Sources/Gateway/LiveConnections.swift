@@ -13,6 +13,11 @@ public final class LiveConnections: @unchecked Sendable {
 
     private let lock = NSLock()
     private var entries: [UUID: Entry] = [:]
+    /// Revocations of the last ``RuntimeToken/maximumLifetime``: a connection whose token was
+    /// issued before one of them, checked before it arrived, and registered after it, is closed as
+    /// it registers.
+    private var recent: [(revocation: Revocation, at: ContinuousClock.Instant)] = []
+    static let recentCapacity = 10_000
 
     public init() {}
 
@@ -25,7 +30,11 @@ public final class LiveConnections: @unchecked Sendable {
     func register(_ claims: RuntimeTokenClaims, lastActivity: NIOLockedValueBox<ContinuousClock.Instant>,
                   close: @escaping @Sendable (RelayEnding) -> Void) -> UUID {
         let id = UUID()
-        lock.withLock { entries[id] = Entry(claims: claims, lastActivity: lastActivity, close: close) }
+        let revoked = lock.withLock {
+            entries[id] = Entry(claims: claims, lastActivity: lastActivity, close: close)
+            return recent.first { $0.revocation.precedes(claims) }?.revocation
+        }
+        if let revoked { close(.revoked(revoked.reason)) }
         return id
     }
 
@@ -36,7 +45,13 @@ public final class LiveConnections: @unchecked Sendable {
     /// Closes every open relay the revocation matches; returns how many it closed.
     @discardableResult
     public func close(_ revocation: Revocation) -> Int {
-        let closing = lock.withLock { entries.values.filter { revocation.matches($0.claims) } }
+        let closing = lock.withLock {
+            let now = ContinuousClock.now
+            recent.removeAll { now - $0.at > .seconds(RuntimeToken.maximumLifetime) }
+            if recent.count >= Self.recentCapacity { recent.removeFirst(recent.count / 2) }
+            recent.append((revocation, now))
+            return entries.values.filter { revocation.matches($0.claims) }
+        }
         closing.forEach { $0.close(.revoked(revocation.reason)) }
         return closing.count
     }

@@ -40,6 +40,8 @@ struct FlareServer: AsyncParsableCommand {
     var headerTimeoutSeconds: Int = 10
     @Option(help: "Close SSH and terminal connections after this many seconds without traffic.")
     var idleConnectionSeconds: Int = 3600
+    @Option(help: "Seconds an access token lives before the client refreshes it (refresh tokens live 30 days unused).")
+    var accessTokenSeconds: Int = 15 * 60
     @Option(help: "bcrypt cost for password hashes (4-31).")
     var bcryptCost: UInt8 = 11
     @Option(help: "Seconds between agent heartbeats (activity reports).")
@@ -116,6 +118,7 @@ struct FlareServer: AsyncParsableCommand {
         configuration.port = port
         configuration.idleConnectionTimeout = .seconds(max(1, idleConnectionSeconds))
         configuration.bcryptCost = bcryptCost
+        configuration.accessTokenLifetime = .seconds(max(1, accessTokenSeconds))
         configuration.agentHeartbeatSeconds = agentHeartbeatSeconds
         configuration.reconcileInterval = .seconds(max(1, reconcileSeconds))
         configuration.maxStoragePerUser = max(1, maxStorageMib) << 20

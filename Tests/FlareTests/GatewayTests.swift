@@ -7,20 +7,9 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct GatewayTests {
     /// `flare ssh dev -- CMD` left running in the background, with its output.
-    func liveSSH(_ fixture: ServerFixture, environment extra: [String: String] = [:]) async throws
-        -> (SpawnedProcess, TemporaryFile)
-    {
-        let log = try TemporaryFile()
-        let ssh = try SpawnedProcess([TestProcess.binary("flare"), "ssh", "dev", "--", "echo connected; sleep 60"],
-                                     environment: fixture.environment.merging(extra) { $1 }, stdin: nil,
-                                     stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
-        #expect(await waitFor(timeout: 15) { log.contents().contains("connected") }, "\(log.contents())")
-        return (ssh, log)
-    }
-
     @Test func logoutEverywhereCutsLiveConnectionsAndSaysWhy() async throws {
         let fixture = try await ServerFixture.withRunningSession()
-        let (ssh, log) = try await liveSSH(fixture)
+        let (ssh, log) = try await fixture.liveSSH()
 
         let started = Date()
         let logout = try await fixture.flare(["auth", "logout", "--all"])
@@ -39,7 +28,7 @@ struct GatewayTests {
     @Test func aConnectionWithoutTrafficIsClosedAfterTheIdleTimeout() async throws {
         let fixture = try await ServerFixture.withRunningSession(arguments: ["--idle-connection-seconds", "2"])
         let started = Date()
-        let (ssh, log) = try await liveSSH(fixture)
+        let (ssh, log) = try await fixture.liveSSH()
         #expect(await ssh.exited(timeout: 15) != nil)
         let lasted = Date().timeIntervalSince(started)
         #expect(lasted >= 2 && lasted < 8, "closed after \(lasted)s")
@@ -69,7 +58,7 @@ struct GatewayTests {
         }
 
         var live: [(SpawnedProcess, TemporaryFile)] = []
-        for gateway in gateways { live.append(try await liveSSH(fixture, environment: ["FLARE_GATEWAY_URL": gateway.url])) }
+        for gateway in gateways { live.append(try await fixture.liveSSH(environment: ["FLARE_GATEWAY_URL": gateway.url])) }
         let started = Date()
         #expect(try await fixture.flare(["session", "revoke", "dev"]).status == 0)
         for (ssh, log) in live {

@@ -16,7 +16,8 @@ import Testing
         .templateList: (.viewer, .viewer), .templateRead: (.viewer, .viewer), .buildLogRead: (.viewer, .viewer),
         .templateCreate: (.admin, .admin), .templateVersionCreate: (.admin, .admin),
         .templateBundleUpload: (.admin, .admin), .templatePromote: (.admin, .admin),
-        .accountRead: (.viewer, .owner), .accountSignOut: (.viewer, .owner), .sshKeyList: (.viewer, .owner),
+        .accountRead: (.viewer, .owner), .accountSignOut: (.viewer, .owner),
+        .accountSignInList: (.viewer, .owner), .accountSignInRevoke: (.viewer, .owner), .sshKeyList: (.viewer, .owner),
         .sshKeyAdd: (.viewer, .owner), .sshKeyDelete: (.viewer, .owner),
     ]
 

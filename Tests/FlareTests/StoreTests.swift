@@ -17,9 +17,40 @@ import Testing
     @Test func migrationsApplyOnceAndSurviveReopening() async throws {
         let directory = try TemporaryDirectory()
         let first = try Store(path: directory.path("flare.sqlite"))
-        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes"])
+        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins"])
         let reopened = try Store(path: directory.path("flare.sqlite"))
-        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes"])
+        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins"])
+    }
+
+    /// A data directory from before sign-ins: its live access token keeps working until it
+    /// expires, now as a sign-in of its own that is listed and can be ended; a revoked one is not carried over.
+    @Test func tokensFromBeforeSignInsBecomeSignIns() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("flare.sqlite")
+        let now = Date()
+        do {
+            let old = try DatabaseQueue(path: path)
+            try Migrations.migrator.migrate(old, upTo: "0005_list_indexes")
+            try await old.write { db in
+                try db.execute(sql: "INSERT INTO users (id, email, password_hash, created_at) VALUES ('usr_1', 'a@b.co', 'x', ?)",
+                               arguments: [now])
+                for (hash, revoked) in [("live", nil), ("gone", now)] as [(String, Date?)] {
+                    try db.execute(sql: """
+                        INSERT INTO access_tokens (token_hash, user_id, created_at, expires_at, revoked_at)
+                        VALUES (?, 'usr_1', ?, ?, ?)
+                        """, arguments: [hash, now, now.addingTimeInterval(86400), revoked])
+                }
+            }
+        }
+        let store = try Store(path: path)
+        let signedIn = try #require(try await store.signedIn(accessTokenHash: "live", now: now))
+        #expect(signedIn.user.id == "usr_1")
+        let signInId = try #require(signedIn.signInId)
+        #expect(try await store.signedIn(accessTokenHash: "gone", now: now) == nil)
+        let listed = try await store.liveSignIns(userId: "usr_1", limit: 10, after: nil, now: now)
+        #expect(listed.items.map(\.id) == [signInId])
+        #expect(try await store.endSignIn(id: signInId, userId: "usr_1", reason: "test", at: now) == 0)
+        #expect(try await store.signedIn(accessTokenHash: "live", now: now) == nil)
     }
 
     /// A list of any length is read with the index for its filter, never by scanning sessions.
@@ -122,7 +153,7 @@ import Testing
         }
         for secret in ["a", "b", "c"] {
             #expect(try await store.user(accessTokenHash: secret, now: now)?.id == owner.id)
-            #expect(store.signIns.user(tokenHash: secret, now: now)?.id == owner.id, "answered from memory next time")
+            #expect(store.signIns.signedIn(tokenHash: secret, now: now)?.user.id == owner.id, "answered from memory next time")
         }
         // Revoked through the store's own call.
         try await store.revokeAccessToken(hash: "a", at: now)
@@ -138,7 +169,7 @@ import Testing
         // A write that fails and rolls back leaves a cached answer in place.
         #expect(try await store.user(accessTokenHash: "c", now: now)?.id == owner.id)
         await #expect(throws: (any Error).self) { try await store.insertUser(self.user("CACHE@example.com")) }
-        #expect(store.signIns.user(tokenHash: "c", now: now)?.id == owner.id)
+        #expect(store.signIns.signedIn(tokenHash: "c", now: now)?.user.id == owner.id)
         // Deleting the account ends its tokens' sign-ins.
         try await store.write { db in
             try db.execute(sql: "DELETE FROM access_tokens WHERE user_id = ?", arguments: [owner.id])

@@ -15,12 +15,13 @@ struct UserAuthMiddleware: RouterMiddleware {
             throw APIError.unauthorized("sign in first: no access token was sent")
         }
         let hash = SessionLifecycle.hash(token)
-        guard let user = try await store.user(accessTokenHash: hash, now: Date()) else {
-            throw APIError.unauthorized("the access token is invalid or expired; sign in again", code: "invalid_token")
+        guard let signedIn = try await store.signedIn(accessTokenHash: hash, now: Date()) else {
+            throw APIError.unauthorized("the access token is invalid or expired; refresh it or sign in again",
+                                        code: "invalid_token")
         }
         var context = context
-        context.authenticated = .user(user, accessTokenHash: hash)
-        context.logger[metadataKey: "user.id"] = "\(user.id)"
+        context.authenticated = .user(signedIn.user, signInId: signedIn.signInId, accessTokenHash: hash)
+        context.logger[metadataKey: "user.id"] = "\(signedIn.user.id)"
         return try await next(request, context)
     }
 }

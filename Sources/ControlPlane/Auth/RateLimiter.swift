@@ -90,6 +90,8 @@ struct AuthRateLimits: Sendable {
     let loginByAccount: RateLimiter
     let registerByAddress: RateLimiter
     let tokensByAccount: RateLimiter
+    /// Refreshes: a token is 256 random bits, so this only bounds load from one address.
+    let refreshByAddress: RateLimiter
 
     init(login: RateLimiter.Rule = .init(limit: 10, period: 60),
          register: RateLimiter.Rule = .init(limit: 20, period: 3600),
@@ -98,12 +100,19 @@ struct AuthRateLimits: Sendable {
         loginByAccount = RateLimiter(login)
         registerByAddress = RateLimiter(register)
         tokensByAccount = RateLimiter(tokens)
+        refreshByAddress = RateLimiter(tokens)
     }
 }
 
 extension FlareRequestContext {
     /// The key for per-address limits (see ``RateLimiter/addressKey(_:)``).
     var clientAddress: String { RateLimiter.addressKey(connectionChannel.remoteAddress) }
+
+    /// Where a call came from, as a sign-in records it: the client's address and `User-Agent`.
+    func clientInfo(_ request: Request) -> ClientInfo {
+        ClientInfo(address: connectionChannel.remoteAddress?.ipAddress ?? "local",
+                   userAgent: String((request.headers[.userAgent] ?? "").prefix(200)))
+    }
 }
 
 extension RateLimiter {

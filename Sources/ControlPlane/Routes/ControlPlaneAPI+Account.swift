@@ -16,6 +16,16 @@ extension ControlPlaneAPI {
             .ok(try await accounts.logoutEverywhere(context.caller))
         }
 
+        group.on(Endpoints.Auth.signIns) { request, context in
+            let paging = try ListPaging(request)
+            let page = try await accounts.signIns(context.caller, limit: paging.limit, after: paging.cursor)
+            return paging.answer(page.items, next: page.next)
+        }
+
+        group.on(Endpoints.Auth.revokeSignIn) { _, context in
+            .ok(try await accounts.revokeSignIn(context.caller, id: try context.parameters.require("id")))
+        }
+
         group.on(Endpoints.SSHKeys.list) { request, context in
             let paging = try ListPaging(request)
             let page = try await accounts.sshKeys(context.caller, limit: paging.limit, after: paging.cursor)

@@ -7,15 +7,20 @@ import Hummingbird
 extension ControlPlaneAPI {
     func addAuthRoutes(to router: Router<FlareRequestContext>) {
         router.group().add(middleware: AddressRateLimit(limiter: rateLimits.registerByAddress, what: "sign-ups from this address"))
-            .on(Endpoints.Auth.register) { _, _, credentials in
-                .created(try await accounts.register(credentials))
+            .on(Endpoints.Auth.register) { request, context, credentials in
+                .created(try await accounts.register(credentials, from: context.clientInfo(request)))
             }
 
         router.group().add(middleware: AddressRateLimit(limiter: rateLimits.loginByAddress, what: "sign-in attempts from this address"))
-            .on(Endpoints.Auth.login) { _, _, credentials in
+            .on(Endpoints.Auth.login) { request, context, credentials in
                 try rateLimits.loginByAccount.take(AccountService.normalized(credentials.email))
                     .enforce("sign-in attempts for this account")
-                return .ok(try await accounts.login(credentials))
+                return .ok(try await accounts.login(credentials, from: context.clientInfo(request)))
+            }
+
+        router.group().add(middleware: AddressRateLimit(limiter: rateLimits.refreshByAddress, what: "token refreshes from this address"))
+            .on(Endpoints.Auth.refresh) { request, context, body in
+                .ok(try await accounts.refresh(body, from: context.clientInfo(request)))
             }
     }
 }

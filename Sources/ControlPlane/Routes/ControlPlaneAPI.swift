@@ -29,8 +29,10 @@ struct ControlPlaneAPI: Sendable {
     let resourceCeilings: TemplateResources
     /// Registration closes after the first account.
     let singleUser: Bool
-    /// How long access tokens live.
-    let accessTokenLifetime: TimeInterval = 30 * 86400
+    /// How long access tokens live (a refresh gets the next).
+    let accessTokenLifetime: TimeInterval
+    /// How long a refresh token lives unused.
+    let refreshTokenLifetime: TimeInterval = 30 * 86400
     /// How long runtime tokens live.
     let runtimeTokenLifetime: TimeInterval = 5 * 60
     /// Snapshot bytes promised to uploads in flight.
@@ -67,7 +69,7 @@ struct ControlPlaneAPI: Sendable {
 
     var accounts: AccountService {
         AccountService(store: store, hasher: hasher, revocations: revocations, singleUser: singleUser,
-                       accessTokenLifetime: accessTokenLifetime)
+                       accessTokenLifetime: accessTokenLifetime, refreshTokenLifetime: refreshTokenLifetime)
     }
 
     var sessions: SessionService {

@@ -31,6 +31,8 @@ public struct ControlPlaneConfiguration: Sendable {
     /// One account only: registration closes after the first, and the host runtime may run
     /// unconfined where no sandbox can be made.
     public var singleUser = false
+    /// How long an access token lives; clients refresh it with their refresh token.
+    public var accessTokenLifetime: Duration = .seconds(15 * 60)
     /// bcrypt cost for password hashes.
     public var bcryptCost: UInt8 = 11
     /// How long a starting agent has to report ready.
@@ -159,7 +161,8 @@ public final class ControlPlaneServer: Service, Sendable {
                                   ? TemplateBuilds(directory: Self.buildsDirectory(configuration),
                                                    maxBundleBytes: configuration.maxBundleBytes) : nil,
                               resourceCeilings: configuration.resourceCeilings,
-                              singleUser: configuration.singleUser)
+                              singleUser: configuration.singleUser,
+                              accessTokenLifetime: TimeInterval(configuration.accessTokenLifetime.components.seconds))
         agentRouters.set { [api] in api.makeAgentRouter(boundTo: $0) }
     }
 

@@ -20,8 +20,8 @@ public struct FlareRequestContext: RequestContext, WebSocketRequestContext, Gate
     var authenticated: Authenticated?
 
     enum Authenticated {
-        /// ``UserAuthMiddleware``: the user and the hash of the access token they sent.
-        case user(UserRecord, accessTokenHash: String)
+        /// ``UserAuthMiddleware``: the user, their sign-in and the hash of the access token they sent.
+        case user(UserRecord, signInId: String?, accessTokenHash: String)
         /// ``AgentAuthMiddleware``: the session whose agent is calling.
         case agent(SessionRecord)
         /// ``GatewayAuthMiddleware``: a standalone gateway with the gateway token.
@@ -48,10 +48,10 @@ struct UserRequestContext: ChildRequestContext {
     let accessTokenHash: String
 
     init(context: FlareRequestContext) throws {
-        guard case .user(let user, let hash) = context.authenticated else { throw APIError.unauthorized() }
+        guard case .user(let user, let signInId, let hash) = context.authenticated else { throw APIError.unauthorized() }
         coreContext = context.coreContext
         self.user = user
-        caller = Caller(user)
+        caller = Caller(user, signInId: signInId)
         accessTokenHash = hash
     }
 

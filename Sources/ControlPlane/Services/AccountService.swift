@@ -13,8 +13,10 @@ struct AccountService: Sendable {
     let singleUser: Bool
     /// How long access tokens live.
     let accessTokenLifetime: TimeInterval
+    /// How long a refresh token lives unused (each refresh hands out a new one).
+    let refreshTokenLifetime: TimeInterval
 
-    func register(_ credentials: Credentials) async throws -> AuthResponse {
+    func register(_ credentials: Credentials, from client: ClientInfo) async throws -> AuthResponse {
         let email = Self.normalized(credentials.email)
         try Self.validate(email: email, password: credentials.password)
         if singleUser, try await store.hasUsers() {
@@ -29,11 +31,11 @@ struct AccountService: Sendable {
             throw ServiceError.conflict("an account with this email already exists", code: "email_taken")
         }
         try await store.audit(userId: user.id, action: "user.register", target: user.id)
-        return try await issueToken(for: user)
+        return try await signIn(user, from: client)
     }
 
     /// Checks the password in the same time whether or not the account exists.
-    func login(_ credentials: Credentials) async throws -> AuthResponse {
+    func login(_ credentials: Credentials, from client: ClientInfo) async throws -> AuthResponse {
         let email = Self.normalized(credentials.email)
         let user = try await store.user(email: email)
         let verified = if let user {
@@ -46,7 +48,7 @@ struct AccountService: Sendable {
             throw ServiceError(.unauthenticated, code: "invalid_credentials", "email or password is incorrect")
         }
         try await store.audit(userId: user.id, action: "user.login", target: user.id)
-        return try await issueToken(for: user)
+        return try await signIn(user, from: client)
     }
 
     func me(_ actor: Caller, _ user: UserRecord) throws -> UserInfo {
@@ -54,24 +56,83 @@ struct AccountService: Sendable {
         return user.info
     }
 
-    /// Ends the access token the actor signed in with.
+    /// Trades a refresh token for the next access and refresh tokens. A token used a second time
+    /// (stolen, or a copy left behind) ends its whole sign-in and cuts that sign-in's connections.
+    func refresh(_ request: RefreshRequest, from client: ClientInfo) async throws -> AuthResponse {
+        let now = Date()
+        let (access, accessRecord) = newAccessToken(userId: "", signInId: "", at: now)
+        let (refresh, refreshRecord) = newRefreshToken(signInId: "", at: now)
+        let outcome = try await store.rotate(
+            refreshTokenHash: SessionLifecycle.hash(request.refreshToken), access: accessRecord, refresh: refreshRecord,
+            address: client.address, client: client.userAgent, at: now)
+        switch outcome {
+        case .rotated(let user, let signInId):
+            return AuthResponse(accessToken: access, expiresIn: Int(accessTokenLifetime), refreshToken: refresh,
+                                signInId: signInId, user: user.info)
+        case .reused(let userId, let signInId, let runtimeTokens):
+            let closed = revocations.publish(Revocation(.signIn, signInId, reason: "a refresh token was used twice"))
+            try await store.audit(userId: userId, action: "sign_in.reuse_detected", target: signInId,
+                                  detail: "\(runtimeTokens) runtime tokens, \(closed) connections, from \(client.address)")
+            throw ServiceError(.unauthenticated, code: "refresh_token_reused",
+                               "this refresh token was already used, so its sign-in has been ended everywhere; sign in again")
+        case .unknown:
+            throw ServiceError(.unauthenticated, code: "invalid_refresh_token", "the refresh token is not valid; sign in again")
+        case .expired:
+            throw ServiceError(.unauthenticated, code: "refresh_token_expired", "the refresh token has expired; sign in again")
+        case .signedOut:
+            throw ServiceError(.unauthenticated, code: "signed_out", "this sign-in has ended; sign in again")
+        }
+    }
+
+    /// Ends the sign-in the actor called with: its access and refresh tokens stop working.
     func logout(_ actor: Caller, accessTokenHash: String) async throws {
         try authorize(actor, .accountSignOut)
-        try await store.revokeAccessToken(hash: accessTokenHash, at: Date())
+        if let signInId = actor.signInId {
+            _ = try await endSignIn(actor, signInId, reason: "signed out")
+        } else {
+            try await store.revokeAccessToken(hash: accessTokenHash, at: Date())
+        }
         try await store.audit(userId: actor.userId, action: "user.logout", target: actor.userId)
     }
 
-    /// Signs out everywhere: every access token and runtime token of the user stops working, and
-    /// their open SSH and terminal connections are cut.
+    /// Signs out everywhere: every sign-in, access token and runtime token of the user stops
+    /// working, and their open SSH and terminal connections are cut.
     func logoutEverywhere(_ actor: Caller) async throws -> RevokeResponse {
         try authorize(actor, .accountSignOut)
         let now = Date()
-        _ = try await store.revokeAccessTokens(userId: actor.userId, at: now)
-        let revoked = try await store.revokeRuntimeTokens(userId: actor.userId, at: now)
+        let revoked = try await store.endSignIns(userId: actor.userId, reason: "signed out everywhere", at: now)
+            + store.revokeRuntimeTokens(userId: actor.userId, at: now)
         let closed = revocations.publish(Revocation(.user, actor.userId, reason: "\(actor.email) signed out everywhere"))
         try await store.audit(userId: actor.userId, action: "user.logout_all", target: actor.userId,
                               detail: "\(revoked) runtime tokens, \(closed) connections")
         return RevokeResponse(revokedTokens: revoked, closedConnections: closed)
+    }
+
+    /// The actor's signed-in devices.
+    func signIns(_ actor: Caller, limit: Int, after cursor: String?) async throws -> Page<SignInInfo> {
+        try authorize(actor, .accountSignInList)
+        let page = try await Paging.fetch(cursor: cursor) {
+            try await store.liveSignIns(userId: actor.userId, limit: limit, after: cursor, now: Date())
+        }
+        return Page(items: page.items.map { $0.info(current: $0.id == actor.signInId) }, next: page.next)
+    }
+
+    /// Ends one of the actor's sign-ins (another's is not found): its tokens stop working and its
+    /// open connections are cut.
+    func revokeSignIn(_ actor: Caller, id: String) async throws -> RevokeResponse {
+        try authorize(actor, .accountSignInRevoke)
+        let result = try await endSignIn(actor, id, reason: "ended by \(actor.email)")
+        try await store.audit(userId: actor.userId, action: "sign_in.revoke", target: id,
+                              detail: "\(result.revokedTokens) runtime tokens, \(result.closedConnections) connections")
+        return result
+    }
+
+    private func endSignIn(_ actor: Caller, _ id: String, reason: String) async throws -> RevokeResponse {
+        guard let runtimeTokens = try await store.endSignIn(id: id, userId: actor.userId, reason: reason, at: Date()) else {
+            throw ServiceError.notFound("sign-in \(id)")
+        }
+        let closed = revocations.publish(Revocation(.signIn, id, reason: "the sign-in was ended (\(reason))"))
+        return RevokeResponse(revokedTokens: runtimeTokens, closedConnections: closed)
     }
 
     func sshKeys(_ actor: Caller, limit: Int, after cursor: String?) async throws -> Page<SSHKeyInfo> {
@@ -112,13 +173,29 @@ struct AccountService: Sendable {
         try Policy.authorize(actor, action, role: Policy.role(of: actor, inAccount: actor.userId), createdBy: actor.userId)
     }
 
-    private func issueToken(for user: UserRecord) async throws -> AuthResponse {
-        let token = SessionLifecycle.newSecret(prefix: "flr_")
+    /// A new sign-in for `user` with its first access and refresh tokens.
+    private func signIn(_ user: UserRecord, from client: ClientInfo) async throws -> AuthResponse {
         let now = Date()
-        try await store.insertAccessToken(AccessTokenRecord(
-            tokenHash: SessionLifecycle.hash(token), userId: user.id, createdAt: now,
-            expiresAt: now.addingTimeInterval(accessTokenLifetime), revokedAt: nil))
-        return AuthResponse(accessToken: token, user: user.info)
+        let signIn = SignInRecord(id: FlareID.make("sgn"), userId: user.id, createdAt: now, lastUsedAt: now,
+                                  address: client.address, client: client.userAgent, revokedAt: nil, revokedReason: nil)
+        let (access, accessRecord) = newAccessToken(userId: user.id, signInId: signIn.id, at: now)
+        let (refresh, refreshRecord) = newRefreshToken(signInId: signIn.id, at: now)
+        try await store.insertSignIn(signIn, access: accessRecord, refresh: refreshRecord)
+        return AuthResponse(accessToken: access, expiresIn: Int(accessTokenLifetime), refreshToken: refresh,
+                            signInId: signIn.id, user: user.info)
+    }
+
+    private func newAccessToken(userId: String, signInId: String, at now: Date) -> (String, AccessTokenRecord) {
+        let token = SessionLifecycle.newSecret(prefix: "flr_")
+        return (token, AccessTokenRecord(tokenHash: SessionLifecycle.hash(token), userId: userId, createdAt: now,
+                                         expiresAt: now.addingTimeInterval(accessTokenLifetime), revokedAt: nil,
+                                         signInId: signInId))
+    }
+
+    private func newRefreshToken(signInId: String, at now: Date) -> (String, RefreshTokenRecord) {
+        let token = SessionLifecycle.newSecret(prefix: "flrr_")
+        return (token, RefreshTokenRecord(tokenHash: SessionLifecycle.hash(token), signInId: signInId, createdAt: now,
+                                          expiresAt: now.addingTimeInterval(refreshTokenLifetime), usedAt: nil))
     }
 
     static func normalized(_ email: String) -> String {
@@ -145,5 +222,18 @@ struct AccountService: Sendable {
         guard password.utf8.count <= 72 else {
             throw ServiceError.invalid("password must be at most 72 bytes", code: "invalid_password")
         }
+    }
+}
+
+/// Where a call came from, as a sign-in records it.
+struct ClientInfo: Sendable {
+    var address: String
+    /// The client's `User-Agent`, at most 200 characters.
+    var userAgent: String
+}
+
+extension SignInRecord {
+    func info(current: Bool) -> SignInInfo {
+        SignInInfo(id: id, createdAt: createdAt, lastUsedAt: lastUsedAt, address: address, client: client, current: current)
     }
 }

@@ -3,10 +3,13 @@ struct Caller: Sendable, Equatable {
     let userId: String
     /// For event reasons and audit lines: `started by a@b.co`.
     let email: String
+    /// The sign-in (device) whose access token made the call; nil for tokens from before sign-ins.
+    let signInId: String?
 
-    init(_ user: UserRecord) {
+    init(_ user: UserRecord, signInId: String? = nil) {
         userId = user.id
         email = user.email
+        self.signInId = signInId
     }
 }
 
@@ -26,7 +29,7 @@ enum Action: String, CaseIterable, Sendable {
     case templateList, templateRead, templateCreate, templateVersionCreate, templateBundleUpload, templatePromote
     case buildLogRead
     /// On one's own account (`createdBy` is the account): its details, keys and sign-outs.
-    case accountRead, accountSignOut, sshKeyList, sshKeyAdd, sshKeyDelete
+    case accountRead, accountSignOut, accountSignInList, accountSignInRevoke, sshKeyList, sshKeyAdd, sshKeyDelete
 }
 
 /// The one authorization policy: for each action, the least role that may do it to anything, and
@@ -56,7 +59,8 @@ enum Policy {
         case .templateCreate, .templateVersionCreate, .templateBundleUpload, .templatePromote:
             Rule(any: .admin, own: .admin)
         // Only the account's holder acts on it; nobody acts on someone else's.
-        case .accountRead, .accountSignOut, .sshKeyList, .sshKeyAdd, .sshKeyDelete:
+        case .accountRead, .accountSignOut, .accountSignInList, .accountSignInRevoke, .sshKeyList, .sshKeyAdd,
+             .sshKeyDelete:
             Rule(any: .owner, own: .viewer)
         }
     }

@@ -114,10 +114,10 @@ struct SessionService: Sendable {
         let now = Date()
         let claims = RuntimeTokenClaims(id: FlareID.make("rt"), sessionId: session.id, userId: actor.userId,
                                         purpose: purpose, issuedAt: now,
-                                        expiresAt: now.addingTimeInterval(runtimeTokenLifetime))
+                                        expiresAt: now.addingTimeInterval(runtimeTokenLifetime), signInId: actor.signInId)
         try await store.insertRuntimeToken(RuntimeTokenRecord(
             id: claims.id, sessionId: session.id, userId: actor.userId, purpose: purpose.rawValue,
-            issuedAt: now, expiresAt: claims.expiresAt, revokedAt: nil))
+            issuedAt: now, expiresAt: claims.expiresAt, revokedAt: nil, signInId: actor.signInId))
         let token = try RuntimeToken.sign(claims, with: signingKey)
         try await store.audit(userId: actor.userId, action: "runtime_token.issue", target: session.id,
                               detail: "\(purpose.rawValue) \(claims.id)")

@@ -1,3 +1,4 @@
+import FlareContracts
 import GRDB
 
 /// The schema, as numbered migrations. A migration never changes once it has shipped: add a new one.
@@ -131,6 +132,49 @@ enum Migrations {
         migrator.registerMigration("0005_list_indexes") { db in
             // Session lists: an owner's sessions in creation order, paged by (created_at, id).
             try db.execute(sql: "CREATE INDEX sessions_owner_created ON sessions(owner_id, created_at, id)")
+        }
+        migrator.registerMigration("0006_sign_ins") { db in
+            // Signed-in devices. Access tokens live minutes; each refresh token works once, and a
+            // second use of one ends its sign-in (and every token issued under it).
+            try db.create(table: "sign_ins") { t in
+                t.primaryKey("id", .text)
+                t.column("user_id", .text).notNull().indexed().references("users", onDelete: .cascade)
+                t.column("created_at", .datetime).notNull()
+                t.column("last_used_at", .datetime).notNull()
+                t.column("address", .text).notNull().defaults(to: "")
+                t.column("client", .text).notNull().defaults(to: "")
+                t.column("revoked_at", .datetime)
+                t.column("revoked_reason", .text)
+            }
+            try db.create(table: "refresh_tokens") { t in
+                t.primaryKey("token_hash", .text)
+                t.column("sign_in_id", .text).notNull().indexed().references("sign_ins", onDelete: .cascade)
+                t.column("created_at", .datetime).notNull()
+                t.column("expires_at", .datetime).notNull()
+                t.column("used_at", .datetime)
+            }
+            try db.alter(table: "access_tokens") { t in
+                t.add(column: "sign_in_id", .text).references("sign_ins", onDelete: .cascade)
+            }
+            try db.create(index: "access_tokens_sign_in", on: "access_tokens", columns: ["sign_in_id"])
+            try db.alter(table: "runtime_tokens") { t in
+                t.add(column: "sign_in_id", .text)
+            }
+            try db.create(index: "runtime_tokens_sign_in", on: "runtime_tokens", columns: ["sign_in_id"])
+            // Each live token from before becomes a sign-in of its own, so it is listed and can be
+            // ended; it keeps working until it expires (it has no refresh token).
+            let tokens = try Row.fetchAll(db, sql: """
+                SELECT token_hash, user_id, created_at FROM access_tokens WHERE revoked_at IS NULL
+                """)
+            for token in tokens {
+                let id = FlareID.make("sgn")
+                try db.execute(sql: """
+                    INSERT INTO sign_ins (id, user_id, created_at, last_used_at, address, client)
+                    VALUES (?, ?, ?, ?, '', 'a token from before sign-ins rotated')
+                    """, arguments: [id, token["user_id"], token["created_at"], token["created_at"]])
+                try db.execute(sql: "UPDATE access_tokens SET sign_in_id = ? WHERE token_hash = ?",
+                               arguments: [id, token["token_hash"]])
+            }
         }
         return migrator
     }

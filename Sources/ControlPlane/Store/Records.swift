@@ -27,6 +27,31 @@ struct AccessTokenRecord: FlareRecord {
     var createdAt: Date
     var expiresAt: Date
     var revokedAt: Date?
+    /// Nil only for tokens made before sign-ins existed (migration 0006 gives each one).
+    var signInId: String?
+}
+
+/// One signed-in device: a sign-in and the access and refresh tokens rotated from it.
+struct SignInRecord: FlareRecord {
+    static let databaseTableName = "sign_ins"
+    var id: String
+    var userId: String
+    var createdAt: Date
+    var lastUsedAt: Date
+    var address: String
+    var client: String
+    var revokedAt: Date?
+    var revokedReason: String?
+}
+
+/// A one-use refresh token of a sign-in (`used_at` set once it has been traded).
+struct RefreshTokenRecord: FlareRecord {
+    static let databaseTableName = "refresh_tokens"
+    var tokenHash: String
+    var signInId: String
+    var createdAt: Date
+    var expiresAt: Date
+    var usedAt: Date?
 }
 
 struct SSHKeyRecord: FlareRecord {
@@ -140,6 +165,7 @@ struct RuntimeTokenRecord: FlareRecord {
     var issuedAt: Date
     var expiresAt: Date
     var revokedAt: Date?
+    var signInId: String?
 }
 
 struct GatewayRecord: FlareRecord {

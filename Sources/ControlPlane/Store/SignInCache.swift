@@ -10,8 +10,14 @@ import Synchronization
 /// - A lookup that was reading while such a write committed does not store its (older) answer.
 /// - An entry is used for at most ``lifetime``, and never past its token's expiry.
 final class SignInCache: Sendable {
-    struct Entry: Sendable {
+    /// Who a token signs in, and under which sign-in (nil for tokens from before sign-ins).
+    struct SignedIn: Sendable {
         let user: UserRecord
+        let signInId: String?
+    }
+
+    struct Entry: Sendable {
+        let signedIn: SignedIn
         let expiresAt: Date
         let cachedAt: ContinuousClock.Instant
     }
@@ -26,15 +32,15 @@ final class SignInCache: Sendable {
     static let capacity = 10_000
     private let state = Mutex(State())
 
-    /// The cached user of a live token, if any.
-    func user(tokenHash: String, now: Date) -> UserRecord? {
+    /// The cached sign-in of a live token, if any.
+    func signedIn(tokenHash: String, now: Date) -> SignedIn? {
         state.withLock { state in
             guard let entry = state.entries[tokenHash] else { return nil }
             guard entry.expiresAt > now, ContinuousClock.now - entry.cachedAt < Self.lifetime else {
                 state.entries[tokenHash] = nil
                 return nil
             }
-            return entry.user
+            return entry.signedIn
         }
     }
 
@@ -42,11 +48,11 @@ final class SignInCache: Sendable {
     var generation: UInt64 { state.withLock { $0.generation } }
 
     /// Keeps a lookup's answer unless the observed tables changed since `generation`.
-    func store(_ user: UserRecord, tokenHash: String, expiresAt: Date, readAt generation: UInt64) {
+    func store(_ signedIn: SignedIn, tokenHash: String, expiresAt: Date, readAt generation: UInt64) {
         state.withLock { state in
             guard state.generation == generation else { return }
             if state.entries.count >= Self.capacity { state.entries.removeAll(keepingCapacity: true) }
-            state.entries[tokenHash] = Entry(user: user, expiresAt: expiresAt, cachedAt: .now)
+            state.entries[tokenHash] = Entry(signedIn: signedIn, expiresAt: expiresAt, cachedAt: .now)
         }
     }
 

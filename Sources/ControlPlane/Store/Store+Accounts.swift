@@ -24,22 +24,28 @@ extension Store {
         try await write { try token.insert($0) }
     }
 
-    /// The user a live (unrevoked, unexpired) access token belongs to. Every API call asks this:
-    /// answered from ``SignInCache`` when it can, else one prepared statement, kept.
+    /// The user a live (unrevoked, unexpired) access token belongs to.
     func user(accessTokenHash hash: String, now: Date) async throws -> UserRecord? {
-        if let user = signIns.user(tokenHash: hash, now: now) { return user }
+        try await signedIn(accessTokenHash: hash, now: now)?.user
+    }
+
+    /// The user and sign-in of a live (unrevoked, unexpired) access token. Every API call asks
+    /// this: answered from ``SignInCache`` when it can, else one prepared statement, kept.
+    func signedIn(accessTokenHash hash: String, now: Date) async throws -> SignInCache.SignedIn? {
+        if let signedIn = signIns.signedIn(tokenHash: hash, now: now) { return signedIn }
         let generation = signIns.generation
-        let found = try await read { db -> (UserRecord, Date)? in
+        let found = try await read { db -> (SignInCache.SignedIn, Date)? in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT users.*, access_tokens.expires_at AS token_expires_at
+                SELECT users.*, access_tokens.expires_at AS token_expires_at, access_tokens.sign_in_id AS token_sign_in_id
                 FROM access_tokens JOIN users ON users.id = access_tokens.user_id
                 WHERE access_tokens.token_hash = ? AND access_tokens.revoked_at IS NULL AND access_tokens.expires_at > ?
                 """), arguments: [hash, now]) else { return nil }
-            return (try UserRecord(row: row), row["token_expires_at"])
+            return (SignInCache.SignedIn(user: try UserRecord(row: row), signInId: row["token_sign_in_id"]),
+                    row["token_expires_at"])
         }
-        guard let (user, expiresAt) = found else { return nil }
-        signIns.store(user, tokenHash: hash, expiresAt: expiresAt, readAt: generation)
-        return user
+        guard let (signedIn, expiresAt) = found else { return nil }
+        signIns.store(signedIn, tokenHash: hash, expiresAt: expiresAt, readAt: generation)
+        return signedIn
     }
 
     func revokeAccessToken(hash: String, at date: Date) async throws {

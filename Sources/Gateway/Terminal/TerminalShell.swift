@@ -24,6 +24,10 @@ final class TerminalShell: @unchecked Sendable {
     private var subscriberId: UUID?
     private var outstanding = 0
     private var actions: [Action] = []
+    /// Input bytes in `actions`: past ``queuedInputLimit`` a client is sending faster than the
+    /// session reads (or the session does not read at all) and input is refused.
+    private var queuedInput = 0
+    static let queuedInputLimit = 1 << 20
     private var stopping = false
     private var ended = false
     /// When the last client went away (nil while one is attached).
@@ -130,10 +134,19 @@ final class TerminalShell: @unchecked Sendable {
         if resume { wake() }
     }
 
-    func input(_ bytes: [UInt8]) {
-        guard !bytes.isEmpty else { return }
-        lock.withLock { actions.append(.input(bytes)) }
-        wake()
+    /// Queues input for the shell; false (nothing queued) when ``queuedInputLimit`` bytes are
+    /// already waiting.
+    @discardableResult
+    func input(_ bytes: [UInt8]) -> Bool {
+        guard !bytes.isEmpty else { return true }
+        let queued = lock.withLock {
+            guard queuedInput + bytes.count <= Self.queuedInputLimit else { return false }
+            queuedInput += bytes.count
+            actions.append(.input(bytes))
+            return true
+        }
+        if queued { wake() }
+        return queued
     }
 
     func resize(cols: Int, rows: Int) {
@@ -161,7 +174,10 @@ final class TerminalShell: @unchecked Sendable {
         defer { buffer.deallocate() }
         while true {
             let (pending, stop, canRead) = lock.withLock { () -> ([Action], Bool, Bool) in
-                defer { actions.removeAll() }
+                defer {
+                    actions.removeAll()
+                    queuedInput = 0
+                }
                 return (actions, stopping, subscriber == nil || outstanding < Self.outstandingLimit)
             }
             if stop { return nil }

@@ -1,4 +1,5 @@
 import FlareContracts
+import FlareSystem
 import Foundation
 
 /// A real `flare-server` on a free port with its own data directory, and a `flare` CLI with its
@@ -83,6 +84,24 @@ final class ServerFixture: @unchecked Sendable {
         let up = try await fixture.flare(["session", "up", "dev", "--template", "base"])
         guard up.status == 0 else { throw FixtureError("session up failed: \(up.stderr)") }
         return fixture
+    }
+
+    /// `flare ssh dev` running a long command, once it is connected; its output goes to the file.
+    func liveSSH(environment extra: [String: String] = [:]) async throws -> (SpawnedProcess, TemporaryFile) {
+        let log = try TemporaryFile()
+        let ssh = try SpawnedProcess([TestProcess.binary("flare"), "ssh", "dev", "--", "echo connected; sleep 60"],
+                                     environment: environment.merging(extra) { $1 }, stdin: nil,
+                                     stdout: log.handle.fileDescriptor, stderr: log.handle.fileDescriptor)
+        guard await waitFor(timeout: 15, { log.contents().contains("connected") }) else {
+            throw FixtureError("flare ssh did not connect: \(log.contents())")
+        }
+        return (ssh, log)
+    }
+
+    /// What the CLI keeps between runs (`config.json`), as JSON.
+    func cliConfig() throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: directory.path("cli/config.json")))
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
     }
 
     /// The id of the session named `name`.
