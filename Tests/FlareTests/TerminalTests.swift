@@ -83,6 +83,63 @@ struct TerminalTests {
         }
     }
 
+    /// A client that types into a session that does not read (here a shell busy sleeping, whose
+    /// terminal buffer is full) is closed at 1 MiB queued, instead of filling the gateway's memory.
+    @Test func typingIntoASessionThatDoesNotReadClosesTheTerminalNotTheGateway() async throws {
+        let fixture = try await ServerFixture.withRunningSession()
+        let session = try await fixture.sessionId()
+        let token = try await fixture.runtimeToken(session: session, purpose: .terminal)
+        let sent = TerminalBox()
+        let close = try await TerminalDriver.run(gateway: fixture.url, session: session, token: token) { terminal in
+            _ = await terminal.waitForMessage("ready")
+            try await terminal.type("stty -icanon -echo; sleep 120\r")
+            let chunk = String(repeating: "x", count: 64 * 1024)
+            var count = 0
+            while count < 1024, !terminal.isClosed {
+                guard (try? await terminal.type(chunk)) != nil else { break }
+                count += 1
+            }
+            sent.pid = String(count)
+            #expect(await terminal.waitForClose(timeout: 10))
+        }
+        #expect(close?.closeCode == .messageTooLarge, "after \(sent.pid ?? "?") chunks of 64 KiB")
+        #expect(close?.reason?.contains("not reading its terminal input") == true, "\(String(describing: close))")
+        // The gateway serves the next terminal as before.
+        let again = try await fixture.runtimeToken(session: session, purpose: .terminal)
+        try await TerminalDriver.run(gateway: fixture.url, session: session, token: again) { terminal in
+            #expect(await terminal.waitForMessage("ready") != nil)
+            try await terminal.type("echo $((6*7))-fine\r")
+            #expect(await terminal.waitForOutput { $0.contains("42-fine") })
+        }
+    }
+
+    /// Revoking cuts a terminal whose shell is stuck handing input to a session that does not read it.
+    @Test func revokingCutsATerminalStuckOnASessionThatDoesNotRead() async throws {
+        let fixture = try await ServerFixture.withRunningSession()
+        let session = try await fixture.sessionId()
+        let token = try await fixture.runtimeToken(session: session, purpose: .terminal)
+        let close = try await TerminalDriver.run(gateway: fixture.url, session: session, token: token) { terminal in
+            _ = await terminal.waitForMessage("ready")
+            try await terminal.type("stty -icanon -echo; sleep 120\r")
+            // 2 MiB: more than the session's terminal, agent buffer and SSH window take (about
+            // 1.5 MiB), less than that plus the 1 MiB the gateway queues.
+            let chunk = String(repeating: "x", count: 64 * 1024)
+            for _ in 0..<32 {
+                try await terminal.type(chunk)
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(!terminal.isClosed, "closed before the revocation: \(terminal.controlMessages)")
+            let started = Date()
+            let revoke = try await fixture.flare(["session", "revoke", "dev"])
+            #expect(revoke.stdout.contains("closed 1 connection"), "\(revoke.stdout) \(revoke.stderr)")
+            #expect(await terminal.waitForClose(timeout: 5))
+            let cut = Date().timeIntervalSince(started)
+            #expect(cut < 1.0, "cut after \(cut)s")
+        }
+        #expect(close?.closeCode == .policyViolation)
+    }
+
     @Test func anSSHTokenCannotOpenATerminal() async throws {
         let fixture = try await ServerFixture.withRunningSession()
         let api = fixture

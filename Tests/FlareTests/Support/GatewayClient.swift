@@ -81,6 +81,7 @@ final class TerminalDriver: @unchecked Sendable {
     }
 
     var text: String { lock.withLock { output } }
+    var isClosed: Bool { lock.withLock { closed } }
     var controlMessages: [TerminalMessage] { lock.withLock { messages } }
 
     func send(_ message: TerminalMessage) async throws {
