@@ -7,7 +7,7 @@ extension Flare {
     struct Auth: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Sign up, sign in and out.",
-            subcommands: [Register.self, Login.self, WhoAmI.self, Logout.self, SignIns.self])
+            subcommands: [Register.self, Login.self, Approve.self, WhoAmI.self, Logout.self, SignIns.self])
     }
 }
 
@@ -46,15 +46,66 @@ extension Flare.Auth {
 
     struct Login: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Sign in.",
-            discussion: "Example: echo \"$PASSWORD\" | flare auth login --email you@example.com --password-stdin")
+            abstract: "Sign in (with a password, or --device: approved where you are signed in).",
+            discussion: """
+                --device prints a code; approve it with `flare auth approve CODE` on a machine where you
+                are signed in. The code expires after 10 minutes.
+
+                Examples:
+                  echo "$PASSWORD" | flare auth login --email you@example.com --password-stdin
+                  flare auth login --device
+                """)
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var credentials: CredentialOptions
+        @Option(help: "Your email address.")
+        var email: String?
+        @Flag(help: "Read the password from standard input (one line).")
+        var passwordStdin = false
+        @Flag(help: "Sign in without a password: a code to approve from a signed-in device.")
+        var device = false
+
+        func validate() throws {
+            if device, email != nil || passwordStdin { throw ValidationError("--device takes no email or password") }
+            if !device, email == nil { throw ValidationError("pass --email and --password-stdin, or --device") }
+        }
 
         func run() async throws {
-            let response = try await global.anonymousClient.call(Endpoints.Auth.login, try credentials.credentials())
+            let response: AuthResponse
+            if device {
+                response = try await DeviceLogin.run(client: global.anonymousClient)
+            } else {
+                let credentials = try CredentialOptions.parse(["--email", email!] + (passwordStdin ? ["--password-stdin"] : []))
+                response = try await global.anonymousClient.call(Endpoints.Auth.login, try credentials.credentials())
+            }
             try saveSignIn(response, url: global.resolvedURL)
             print("Signed in as \(response.user.email).")
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Approve (or --deny) a device's sign-in code.",
+            discussion: """
+                The device ran `flare auth login --device` and shows the code; it is signed in to your
+                account once you approve.
+
+                Examples:
+                  flare auth approve WDJB-MJHT
+                  flare auth approve WDJB-MJHT --deny
+                """)
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The code the device shows.")
+        var code: String
+        @Flag(help: "Refuse the sign-in instead.")
+        var deny = false
+
+        func run() async throws {
+            let endpoint = deny ? Endpoints.Auth.deviceDeny : Endpoints.Auth.deviceApprove
+            let result = try await global.authenticatedClient().call(endpoint, DeviceDecisionRequest(userCode: code))
+            if output.json { return try printJSON(result) }
+            let device = "\(result.client.isEmpty ? "a device" : result.client) at \(result.address)"
+            print(result.approved ? "Approved \(result.userCode): \(device) is signed in as you."
+                                  : "Denied \(result.userCode) for \(device).")
         }
     }
 
@@ -177,4 +228,31 @@ func saveSignIn(_ response: AuthResponse, url: String) throws {
     config.url = url
     config.remember(response)
     try config.save()
+}
+
+/// `flare auth login --device` (RFC 8628): shows the code, then polls at the server's pace until
+/// the code is approved, denied or expires.
+enum DeviceLogin {
+    static func run(client: FlareClient) async throws -> AuthResponse {
+        let codes = try await client.call(Endpoints.Auth.deviceAuthorization, DeviceAuthorizationRequest())
+        printStatus("To sign in, run `flare auth approve \(codes.userCode)` where you are signed in")
+        printStatus("(or open \(codes.verificationUriComplete)). The code expires in \(codes.expiresIn / 60) minutes.")
+        var interval = codes.interval
+        let deadline = Date().addingTimeInterval(TimeInterval(codes.expiresIn))
+        while Date() < deadline {
+            try await Task.sleep(for: .seconds(interval))
+            do {
+                return try await client.call(Endpoints.Auth.deviceToken, DeviceTokenRequest(deviceCode: codes.deviceCode))
+            } catch FlareClientError.refused(_, let code, let message) {
+                switch code {
+                case "authorization_pending": continue
+                case "slow_down": interval += 5
+                case "access_denied": throw CLIError("the sign-in was denied")
+                case "expired_token": throw CLIError("the code expired before it was approved; run `flare auth login --device` again")
+                default: throw CLIError(message)
+                }
+            }
+        }
+        throw CLIError("the code expired before it was approved; run `flare auth login --device` again")
+    }
 }

@@ -115,3 +115,70 @@ public struct SSHKeyInfo: Codable, Sendable, Equatable {
         self.createdAt = createdAt
     }
 }
+
+/// `POST /api/auth/device`: a device (a CLI without a browser or a password) asks to be signed in
+/// by a user who is signed in elsewhere (RFC 8628).
+public struct DeviceAuthorizationRequest: Codable, Sendable {
+    public init() {}
+}
+
+/// The codes of a device sign-in: the device polls with `deviceCode`; the user approves `userCode`.
+public struct DeviceAuthorizationResponse: Codable, Sendable, Equatable {
+    /// Secret: only the device that asked holds it.
+    public var deviceCode: String
+    /// Short, for a person to type: `WDJB-MJHT`.
+    public var userCode: String
+    /// Where a signed-in user approves the code (`flare auth approve CODE` does the same).
+    public var verificationUri: String
+    public var verificationUriComplete: String
+    /// Seconds until the codes expire.
+    public var expiresIn: Int
+    /// Seconds the device waits between polls (more after a `slow_down`).
+    public var interval: Int
+
+    public init(deviceCode: String, userCode: String, verificationUri: String, verificationUriComplete: String,
+                expiresIn: Int, interval: Int) {
+        self.deviceCode = deviceCode
+        self.userCode = userCode
+        self.verificationUri = verificationUri
+        self.verificationUriComplete = verificationUriComplete
+        self.expiresIn = expiresIn
+        self.interval = interval
+    }
+}
+
+/// `POST /api/auth/device/token`: the device's poll. Until the user decides it is refused with
+/// `authorization_pending` (or `slow_down`, polling too often); then `access_denied`,
+/// `expired_token`, or the sign-in.
+public struct DeviceTokenRequest: Codable, Sendable {
+    public var deviceCode: String
+
+    public init(deviceCode: String) {
+        self.deviceCode = deviceCode
+    }
+}
+
+/// `POST /api/auth/device/approve` and `/deny`: a signed-in user's decision on a code.
+public struct DeviceDecisionRequest: Codable, Sendable {
+    public var userCode: String
+
+    public init(userCode: String) {
+        self.userCode = userCode
+    }
+}
+
+/// What was decided, and for which device.
+public struct DeviceDecisionResponse: Codable, Sendable, Equatable {
+    public var userCode: String
+    public var approved: Bool
+    /// The device's address and client, as it asked.
+    public var address: String
+    public var client: String
+
+    public init(userCode: String, approved: Bool, address: String, client: String) {
+        self.userCode = userCode
+        self.approved = approved
+        self.address = address
+        self.client = client
+    }
+}

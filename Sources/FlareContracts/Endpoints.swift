@@ -18,6 +18,15 @@ public enum Endpoints {
         public static let signIns = Endpoint<NoParameters, NoBody, [SignInInfo]>(.get, "/api/auth/sessions")
         /// Ends one sign-in: its tokens stop working and its open connections are cut.
         public static let revokeSignIn = Endpoint<OneParameter, NoBody, RevokeResponse>(.delete, "/api/auth/sessions/{id}")
+        /// Device sign-in (RFC 8628), no token needed: the codes, then the device's polls.
+        public static let deviceAuthorization = Endpoint<NoParameters, DeviceAuthorizationRequest, DeviceAuthorizationResponse>(
+            .post, "/api/auth/device")
+        public static let deviceToken = Endpoint<NoParameters, DeviceTokenRequest, AuthResponse>(.post, "/api/auth/device/token")
+        /// A signed-in user approves or denies a device's code.
+        public static let deviceApprove = Endpoint<NoParameters, DeviceDecisionRequest, DeviceDecisionResponse>(
+            .post, "/api/auth/device/approve")
+        public static let deviceDeny = Endpoint<NoParameters, DeviceDecisionRequest, DeviceDecisionResponse>(
+            .post, "/api/auth/device/deny")
     }
 
     public enum SSHKeys {

@@ -42,6 +42,8 @@ struct FlareServer: AsyncParsableCommand {
     var idleConnectionSeconds: Int = 3600
     @Option(help: "Seconds an access token lives before the client refreshes it (refresh tokens live 30 days unused).")
     var accessTokenSeconds: Int = 15 * 60
+    @Option(help: "Seconds a device sign-in code (flare auth login --device) waits for approval.")
+    var deviceCodeSeconds: Int = 10 * 60
     @Option(help: "bcrypt cost for password hashes (4-31).")
     var bcryptCost: UInt8 = 11
     @Option(help: "Seconds between agent heartbeats (activity reports).")
@@ -119,6 +121,7 @@ struct FlareServer: AsyncParsableCommand {
         configuration.idleConnectionTimeout = .seconds(max(1, idleConnectionSeconds))
         configuration.bcryptCost = bcryptCost
         configuration.accessTokenLifetime = .seconds(max(1, accessTokenSeconds))
+        configuration.deviceCodeLifetime = .seconds(max(1, deviceCodeSeconds))
         configuration.agentHeartbeatSeconds = agentHeartbeatSeconds
         configuration.reconcileInterval = .seconds(max(1, reconcileSeconds))
         configuration.maxStoragePerUser = max(1, maxStorageMib) << 20

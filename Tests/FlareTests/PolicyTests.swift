@@ -17,7 +17,8 @@ import Testing
         .templateCreate: (.admin, .admin), .templateVersionCreate: (.admin, .admin),
         .templateBundleUpload: (.admin, .admin), .templatePromote: (.admin, .admin),
         .accountRead: (.viewer, .owner), .accountSignOut: (.viewer, .owner),
-        .accountSignInList: (.viewer, .owner), .accountSignInRevoke: (.viewer, .owner), .sshKeyList: (.viewer, .owner),
+        .accountSignInList: (.viewer, .owner), .accountSignInRevoke: (.viewer, .owner),
+        .deviceSignInDecide: (.viewer, .owner), .sshKeyList: (.viewer, .owner),
         .sshKeyAdd: (.viewer, .owner), .sshKeyDelete: (.viewer, .owner),
     ]
 

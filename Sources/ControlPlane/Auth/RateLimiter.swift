@@ -92,6 +92,10 @@ struct AuthRateLimits: Sendable {
     let tokensByAccount: RateLimiter
     /// Refreshes: a token is 256 random bits, so this only bounds load from one address.
     let refreshByAddress: RateLimiter
+    /// Device codes asked for, and device polls (each device also keeps to its interval).
+    let deviceByAddress: RateLimiter
+    /// Approvals and denials: a user code is 8 letters, so guessing one is slowed per account.
+    let deviceDecisionsByAccount: RateLimiter
 
     init(login: RateLimiter.Rule = .init(limit: 10, period: 60),
          register: RateLimiter.Rule = .init(limit: 20, period: 3600),
@@ -101,6 +105,8 @@ struct AuthRateLimits: Sendable {
         registerByAddress = RateLimiter(register)
         tokensByAccount = RateLimiter(tokens)
         refreshByAddress = RateLimiter(tokens)
+        deviceByAddress = RateLimiter(tokens)
+        deviceDecisionsByAccount = RateLimiter(login)
     }
 }
 

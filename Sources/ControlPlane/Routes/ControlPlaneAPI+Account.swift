@@ -26,6 +26,13 @@ extension ControlPlaneAPI {
             .ok(try await accounts.revokeSignIn(context.caller, id: try context.parameters.require("id")))
         }
 
+        for (endpoint, approve) in [(Endpoints.Auth.deviceApprove, true), (Endpoints.Auth.deviceDeny, false)] {
+            group.on(endpoint) { _, context, body in
+                try rateLimits.deviceDecisionsByAccount.take(context.caller.userId).enforce("device code decisions")
+                return .ok(try await accounts.decideDeviceSignIn(context.caller, body, approve: approve))
+            }
+        }
+
         group.on(Endpoints.SSHKeys.list) { request, context in
             let paging = try ListPaging(request)
             let page = try await accounts.sshKeys(context.caller, limit: paging.limit, after: paging.cursor)

@@ -18,6 +18,16 @@ extension ControlPlaneAPI {
                 return .ok(try await accounts.login(credentials, from: context.clientInfo(request)))
             }
 
+        let device = router.group().add(middleware: AddressRateLimit(limiter: rateLimits.deviceByAddress,
+                                                                     what: "device sign-in requests from this address"))
+        device.on(Endpoints.Auth.deviceAuthorization) { request, context, _ in
+            let host = request.head.authority ?? "127.0.0.1"
+            return .ok(try await accounts.startDeviceSignIn(from: context.clientInfo(request), origin: "http://\(host)"))
+        }
+        device.on(Endpoints.Auth.deviceToken) { _, _, body in
+            .ok(try await accounts.pollDeviceSignIn(body))
+        }
+
         router.group().add(middleware: AddressRateLimit(limiter: rateLimits.refreshByAddress, what: "token refreshes from this address"))
             .on(Endpoints.Auth.refresh) { request, context, body in
                 .ok(try await accounts.refresh(body, from: context.clientInfo(request)))

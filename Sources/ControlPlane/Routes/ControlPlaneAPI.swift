@@ -33,6 +33,8 @@ struct ControlPlaneAPI: Sendable {
     let accessTokenLifetime: TimeInterval
     /// How long a refresh token lives unused.
     let refreshTokenLifetime: TimeInterval = 30 * 86400
+    /// How long a device's sign-in codes live.
+    let deviceCodeLifetime: TimeInterval
     /// How long runtime tokens live.
     let runtimeTokenLifetime: TimeInterval = 5 * 60
     /// Snapshot bytes promised to uploads in flight.
@@ -69,7 +71,8 @@ struct ControlPlaneAPI: Sendable {
 
     var accounts: AccountService {
         AccountService(store: store, hasher: hasher, revocations: revocations, singleUser: singleUser,
-                       accessTokenLifetime: accessTokenLifetime, refreshTokenLifetime: refreshTokenLifetime)
+                       accessTokenLifetime: accessTokenLifetime, refreshTokenLifetime: refreshTokenLifetime,
+                       deviceCodeLifetime: deviceCodeLifetime)
     }
 
     var sessions: SessionService {

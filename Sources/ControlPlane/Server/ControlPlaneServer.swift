@@ -33,6 +33,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var singleUser = false
     /// How long an access token lives; clients refresh it with their refresh token.
     public var accessTokenLifetime: Duration = .seconds(15 * 60)
+    /// How long a device's sign-in codes (`flare auth login --device`) wait for approval.
+    public var deviceCodeLifetime: Duration = .seconds(10 * 60)
     /// bcrypt cost for password hashes.
     public var bcryptCost: UInt8 = 11
     /// How long a starting agent has to report ready.
@@ -162,7 +164,8 @@ public final class ControlPlaneServer: Service, Sendable {
                                                    maxBundleBytes: configuration.maxBundleBytes) : nil,
                               resourceCeilings: configuration.resourceCeilings,
                               singleUser: configuration.singleUser,
-                              accessTokenLifetime: TimeInterval(configuration.accessTokenLifetime.components.seconds))
+                              accessTokenLifetime: TimeInterval(configuration.accessTokenLifetime.components.seconds),
+                              deviceCodeLifetime: TimeInterval(configuration.deviceCodeLifetime.components.seconds))
         agentRouters.set { [api] in api.makeAgentRouter(boundTo: $0) }
     }
 

@@ -15,6 +15,8 @@ struct AccountService: Sendable {
     let accessTokenLifetime: TimeInterval
     /// How long a refresh token lives unused (each refresh hands out a new one).
     let refreshTokenLifetime: TimeInterval
+    /// How long a device's sign-in codes live.
+    let deviceCodeLifetime: TimeInterval
 
     func register(_ credentials: Credentials, from client: ClientInfo) async throws -> AuthResponse {
         let email = Self.normalized(credentials.email)
@@ -166,6 +168,77 @@ struct AccountService: Sendable {
         try authorize(actor, .sshKeyDelete)
         guard try await store.deleteSSHKey(userId: actor.userId, id: id) else { throw ServiceError.notFound("ssh key") }
         try await store.audit(userId: actor.userId, action: "ssh_key.delete", target: id)
+    }
+
+    // MARK: Device sign-in (RFC 8628)
+
+    /// The seconds a device waits between polls unless told to slow down.
+    static let devicePollInterval = 5
+    /// RFC 8628 6.1: no vowels (no words), no easily confused letters; 20^8 codes.
+    static let userCodeAlphabet = Array("BCDFGHJKLMNPQRSTVWXZ")
+
+    /// Codes for a device to be signed in by a user signed in elsewhere. `origin` is the server as
+    /// the device reached it, for the verification address.
+    func startDeviceSignIn(from client: ClientInfo, origin: String) async throws -> DeviceAuthorizationResponse {
+        let now = Date()
+        try await store.purgeDeviceAuthorizations(before: now.addingTimeInterval(-86400))
+        let deviceCode = SessionLifecycle.newSecret(prefix: "flrd_")
+        var generator = SystemRandomNumberGenerator()
+        let letters = (0..<8).map { _ in Self.userCodeAlphabet.randomElement(using: &generator)! }
+        let userCode = String(letters[0..<4]) + "-" + String(letters[4...])
+        try await store.insertDeviceAuthorization(DeviceAuthorizationRecord(
+            deviceCodeHash: SessionLifecycle.hash(deviceCode), userCode: userCode, state: .pending, userId: nil,
+            address: client.address, client: client.userAgent, intervalSeconds: Self.devicePollInterval,
+            createdAt: now, expiresAt: now.addingTimeInterval(deviceCodeLifetime), lastPolledAt: nil))
+        let verification = origin + "/device"
+        return DeviceAuthorizationResponse(
+            deviceCode: deviceCode, userCode: userCode, verificationUri: verification,
+            verificationUriComplete: verification + "?code=" + userCode, expiresIn: Int(deviceCodeLifetime),
+            interval: Self.devicePollInterval)
+    }
+
+    /// The device's poll: refused until a user decides, then the device's own new sign-in (once).
+    func pollDeviceSignIn(_ request: DeviceTokenRequest) async throws -> AuthResponse {
+        switch try await store.pollDeviceAuthorization(deviceCodeHash: SessionLifecycle.hash(request.deviceCode), at: Date()) {
+        case .approved(let user, let address, let client):
+            try await store.audit(userId: user.id, action: "user.login_device", target: user.id, detail: "\(address) \(client)")
+            return try await signIn(user, from: ClientInfo(address: address, userAgent: client))
+        case .pending:
+            throw ServiceError(.invalid, code: "authorization_pending", "waiting for the code to be approved")
+        case .slowDown(let interval):
+            throw ServiceError(.invalid, code: "slow_down", "polling too often: wait \(interval) s between polls")
+        case .denied:
+            throw ServiceError(.invalid, code: "access_denied", "the sign-in was denied")
+        case .expired:
+            throw ServiceError(.invalid, code: "expired_token", "the code has expired or was used; start again")
+        case .unknown:
+            throw ServiceError(.invalid, code: "invalid_grant", "unknown device code")
+        }
+    }
+
+    /// A signed-in user approves or denies a device's code (typed as shown, any case, dash or not).
+    func decideDeviceSignIn(_ actor: Caller, _ request: DeviceDecisionRequest, approve: Bool) async throws
+        -> DeviceDecisionResponse
+    {
+        try authorize(actor, .deviceSignInDecide)
+        let letters = request.userCode.uppercased().filter { $0 != "-" && !$0.isWhitespace }
+        guard letters.count == 8, letters.allSatisfy(Self.userCodeAlphabet.contains) else {
+            throw ServiceError.invalid("a code is 8 letters, like WDJB-MJHT", code: "invalid_user_code")
+        }
+        let code = String(letters.prefix(4)) + "-" + String(letters.suffix(4))
+        switch try await store.decideDeviceAuthorization(userCode: code, userId: actor.userId, approve ? .approve : .deny,
+                                                         at: Date()) {
+        case .decided(let record):
+            try await store.audit(userId: actor.userId, action: approve ? "device.approve" : "device.deny", target: code,
+                                  detail: "\(record.address) \(record.client)")
+            return DeviceDecisionResponse(userCode: code, approved: approve, address: record.address, client: record.client)
+        case .alreadyDecided:
+            throw ServiceError.conflict("the code \(code) was already approved or denied", code: "already_decided")
+        case .expired:
+            throw ServiceError(.invalid, code: "expired_token", "the code \(code) has expired")
+        case .unknown:
+            throw ServiceError.notFound("code \(code)")
+        }
     }
 
     /// An action on the actor's own account.

@@ -29,7 +29,8 @@ enum Action: String, CaseIterable, Sendable {
     case templateList, templateRead, templateCreate, templateVersionCreate, templateBundleUpload, templatePromote
     case buildLogRead
     /// On one's own account (`createdBy` is the account): its details, keys and sign-outs.
-    case accountRead, accountSignOut, accountSignInList, accountSignInRevoke, sshKeyList, sshKeyAdd, sshKeyDelete
+    case accountRead, accountSignOut, accountSignInList, accountSignInRevoke, deviceSignInDecide
+    case sshKeyList, sshKeyAdd, sshKeyDelete
 }
 
 /// The one authorization policy: for each action, the least role that may do it to anything, and
@@ -59,8 +60,8 @@ enum Policy {
         case .templateCreate, .templateVersionCreate, .templateBundleUpload, .templatePromote:
             Rule(any: .admin, own: .admin)
         // Only the account's holder acts on it; nobody acts on someone else's.
-        case .accountRead, .accountSignOut, .accountSignInList, .accountSignInRevoke, .sshKeyList, .sshKeyAdd,
-             .sshKeyDelete:
+        case .accountRead, .accountSignOut, .accountSignInList, .accountSignInRevoke, .deviceSignInDecide,
+             .sshKeyList, .sshKeyAdd, .sshKeyDelete:
             Rule(any: .owner, own: .viewer)
         }
     }

@@ -176,6 +176,22 @@ enum Migrations {
                                arguments: [id, token["token_hash"]])
             }
         }
+        migrator.registerMigration("0007_device_authorizations") { db in
+            // Device sign-ins (RFC 8628): pending until a signed-in user approves or denies the
+            // user code, then used once by the device's poll; expired after 10 minutes.
+            try db.create(table: "device_authorizations") { t in
+                t.primaryKey("device_code_hash", .text)
+                t.column("user_code", .text).notNull().unique()
+                t.column("state", .text).notNull()
+                t.column("user_id", .text).references("users", onDelete: .cascade)
+                t.column("address", .text).notNull()
+                t.column("client", .text).notNull()
+                t.column("interval_seconds", .integer).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("expires_at", .datetime).notNull()
+                t.column("last_polled_at", .datetime)
+            }
+        }
         return migrator
     }
 }
