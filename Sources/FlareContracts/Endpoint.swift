@@ -5,6 +5,7 @@ public enum HTTPVerb: String, Sendable, CaseIterable {
     case get = "GET"
     case post = "POST"
     case put = "PUT"
+    case patch = "PATCH"
     case delete = "DELETE"
 }
 

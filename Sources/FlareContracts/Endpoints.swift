@@ -29,6 +29,20 @@ public enum Endpoints {
             .post, "/api/auth/device/deny")
     }
 
+    /// Workspaces the caller is a member of (not paged: an account is in a few). A workspace the
+    /// caller is not in is a 404, named or numbered.
+    public enum Workspaces {
+        public static let list = Endpoint<NoParameters, NoBody, [WorkspaceInfo]>(.get, "/api/workspaces")
+        public static let create = Endpoint<NoParameters, WorkspaceNameRequest, WorkspaceInfo>(.post, "/api/workspaces")
+        /// A workspace by name or id.
+        public static let get = Endpoint<OneParameter, NoBody, WorkspaceInfo>(.get, "/api/workspaces/{workspace}")
+        public static let rename = Endpoint<OneParameter, WorkspaceNameRequest, WorkspaceInfo>(.patch, "/api/workspaces/{workspace}")
+        /// Only an empty workspace (no templates, no live sessions), never a personal one.
+        public static let delete = Endpoint<OneParameter, NoBody, NoContent>(.delete, "/api/workspaces/{workspace}")
+        /// Every member with their role (not paged).
+        public static let members = Endpoint<OneParameter, NoBody, [WorkspaceMemberInfo]>(.get, "/api/workspaces/{workspace}/members")
+    }
+
     public enum SSHKeys {
         public static let list = Endpoint<NoParameters, NoBody, [SSHKeyInfo]>(.get, "/api/ssh-keys")
         public static let add = Endpoint<NoParameters, SSHKeyCreateRequest, SSHKeyInfo>(.post, "/api/ssh-keys")

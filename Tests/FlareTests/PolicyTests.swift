@@ -18,7 +18,9 @@ import Testing
         .templateBundleUpload: (.admin, .admin), .templatePromote: (.admin, .admin),
         .accountRead: (.viewer, .owner), .accountSignOut: (.viewer, .owner),
         .accountSignInList: (.viewer, .owner), .accountSignInRevoke: (.viewer, .owner),
-        .deviceSignInDecide: (.viewer, .owner), .sshKeyList: (.viewer, .owner),
+        .deviceSignInDecide: (.viewer, .owner),
+        .workspaceRead: (.viewer, .viewer), .workspaceMemberList: (.viewer, .viewer),
+        .workspaceRename: (.owner, .owner), .workspaceDelete: (.owner, .owner), .sshKeyList: (.viewer, .owner),
         .sshKeyAdd: (.viewer, .owner), .sshKeyDelete: (.viewer, .owner),
     ]
 

@@ -17,9 +17,9 @@ import Testing
     @Test func migrationsApplyOnceAndSurviveReopening() async throws {
         let directory = try TemporaryDirectory()
         let first = try Store(path: directory.path("flare.sqlite"))
-        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins", "0007_device_authorizations"])
+        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins", "0007_device_authorizations", "0008_workspaces"])
         let reopened = try Store(path: directory.path("flare.sqlite"))
-        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins", "0007_device_authorizations"])
+        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins", "0007_device_authorizations", "0008_workspaces"])
     }
 
     /// A data directory from before sign-ins: its live access token keeps working until it
@@ -51,6 +51,60 @@ import Testing
         #expect(listed.items.map(\.id) == [signInId])
         #expect(try await store.endSignIn(id: signInId, userId: "usr_1", reason: "test", at: now) == 0)
         #expect(try await store.signedIn(accessTokenHash: "live", now: now) == nil)
+    }
+
+    /// A data directory from before workspaces: each account gets a personal workspace holding
+    /// what it owned (templates and sessions, deleted ones too), with the account as its owner;
+    /// names stay unique; rows written afterwards land in their owner's personal workspace.
+    @Test func accountsFromBeforeWorkspacesGetAPersonalOneHoldingWhatTheyOwned() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("flare.sqlite")
+        let now = Date()
+        do {
+            let old = try DatabaseQueue(path: path)
+            try Migrations.migrator.migrate(old, upTo: "0007_device_authorizations")
+            try await old.write { db in
+                for (id, email) in [("usr_1", "Dev.Ops@example.com"), ("usr_2", "dev.ops@other.org")] {
+                    try db.execute(sql: "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, 'x', ?)",
+                                   arguments: [id, email, now])
+                    try db.execute(sql: "INSERT INTO templates (id, owner_id, name, created_at) VALUES (?, ?, 'base', ?)",
+                                   arguments: ["tpl_\(id)", id, now])
+                    try db.execute(sql: """
+                        INSERT INTO template_versions (id, template_id, version, manifest_json, created_at)
+                        VALUES (?, ?, '1', '{}', ?)
+                        """, arguments: ["tv_\(id)", "tpl_\(id)", now])
+                    for (session, state) in [("live", "running"), ("gone", "deleted")] {
+                        try db.execute(sql: """
+                            INSERT INTO sessions (id, owner_id, name, template_id, template_version_id, state, state_reason,
+                                                  host_private_key, host_public_key, created_at, updated_at)
+                            VALUES (?, ?, 'dev', ?, ?, ?, '', 'k', 'p', ?, ?)
+                            """, arguments: ["ses_\(id)_\(session)", id, "tpl_\(id)", "tv_\(id)", state, now, now])
+                    }
+                }
+            }
+        }
+        let store = try Store(path: path)
+        var personal: [String: String] = [:]
+        for (id, name) in [("usr_1", "dev-ops"), ("usr_2", "dev-ops-2")] {
+            let workspaces = try await store.workspaces(userId: id)
+            #expect(workspaces.map(\.workspace.name) == [name] && workspaces.map(\.role) == [.owner], "\(workspaces)")
+            let workspace = try #require(workspaces.first?.workspace)
+            #expect(workspace.personalOf == id)
+            personal[id] = workspace.id
+            let held = try await store.read { db in
+                try String.fetchAll(db, sql: """
+                    SELECT id FROM templates WHERE workspace_id = ? UNION ALL SELECT id FROM sessions WHERE workspace_id = ?
+                    ORDER BY 1
+                    """, arguments: [workspace.id, workspace.id])
+            }
+            #expect(held == ["ses_\(id)_gone", "ses_\(id)_live", "tpl_\(id)"])
+            // Nobody is a member of another's personal workspace.
+            #expect(try await store.workspace(workspace.name, userId: id == "usr_1" ? "usr_2" : "usr_1") == nil)
+        }
+        try await store.insertTemplate(TemplateRecord(id: "tpl_new", ownerId: "usr_2", name: "next", description: "",
+                                                      activeVersionId: nil, createdAt: now))
+        let placed = try await store.read { db in try String.fetchOne(db, sql: "SELECT workspace_id FROM templates WHERE id = 'tpl_new'") }
+        #expect(placed == personal["usr_2"])
     }
 
     /// A list of any length is read with the index for its filter, never by scanning sessions.

@@ -92,7 +92,9 @@ struct TerminalTests {
         let sent = TerminalBox()
         let close = try await TerminalDriver.run(gateway: fixture.url, session: session, token: token) { terminal in
             _ = await terminal.waitForMessage("ready")
-            try await terminal.type("stty -icanon -echo; sleep 120\r")
+            try await terminal.type("stty -icanon -echo; echo $((6*7))-raw; sleep 120\r")
+            // Only once the terminal is raw: a canonical one drops input past a line instead of holding it.
+            #expect(await terminal.waitForOutput { $0.contains("42-raw") })
             let chunk = String(repeating: "x", count: 64 * 1024)
             var count = 0
             while count < 1024, !terminal.isClosed {
@@ -120,7 +122,9 @@ struct TerminalTests {
         let token = try await fixture.runtimeToken(session: session, purpose: .terminal)
         let close = try await TerminalDriver.run(gateway: fixture.url, session: session, token: token) { terminal in
             _ = await terminal.waitForMessage("ready")
-            try await terminal.type("stty -icanon -echo; sleep 120\r")
+            try await terminal.type("stty -icanon -echo; echo $((6*7))-raw; sleep 120\r")
+            // Only once the terminal is raw: a canonical one drops input past a line instead of holding it.
+            #expect(await terminal.waitForOutput { $0.contains("42-raw") })
             // 2 MiB: more than the session's terminal, agent buffer and SSH window take (about
             // 1.5 MiB), less than that plus the 1 MiB the gateway queues.
             let chunk = String(repeating: "x", count: 64 * 1024)

@@ -51,6 +51,7 @@ struct ControlPlaneAPI: Sendable {
         let authenticated = router.group().add(middleware: UserAuthMiddleware(store: store))
             .group(context: UserRequestContext.self)
         addAccountRoutes(to: authenticated)
+        addWorkspaceRoutes(to: authenticated)
         addTemplateRoutes(to: authenticated)
         addSessionRoutes(to: authenticated)
         addUserSnapshotRoutes(to: authenticated)
@@ -74,6 +75,8 @@ struct ControlPlaneAPI: Sendable {
                        accessTokenLifetime: accessTokenLifetime, refreshTokenLifetime: refreshTokenLifetime,
                        deviceCodeLifetime: deviceCodeLifetime)
     }
+
+    var workspaces: WorkspaceService { WorkspaceService(store: store) }
 
     var sessions: SessionService {
         SessionService(store: store, lifecycle: lifecycle, revocations: revocations, signingKey: signingKey,

@@ -74,6 +74,7 @@ extension HTTPVerb {
         case .get: .get
         case .post: .post
         case .put: .put
+        case .patch: .patch
         case .delete: .delete
         }
     }

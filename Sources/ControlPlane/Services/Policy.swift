@@ -31,6 +31,8 @@ enum Action: String, CaseIterable, Sendable {
     /// On one's own account (`createdBy` is the account): its details, keys and sign-outs.
     case accountRead, accountSignOut, accountSignInList, accountSignInRevoke, deviceSignInDecide
     case sshKeyList, sshKeyAdd, sshKeyDelete
+    /// On a workspace itself.
+    case workspaceRead, workspaceMemberList, workspaceRename, workspaceDelete
 }
 
 /// The one authorization policy: for each action, the least role that may do it to anything, and
@@ -59,6 +61,9 @@ enum Policy {
         // Templates are the place's, not their author's: managing them is an admin's.
         case .templateCreate, .templateVersionCreate, .templateBundleUpload, .templatePromote:
             Rule(any: .admin, own: .admin)
+        case .workspaceRead, .workspaceMemberList: Rule(any: .viewer, own: .viewer)
+        // The workspace itself is its owners' to change.
+        case .workspaceRename, .workspaceDelete: Rule(any: .owner, own: .owner)
         // Only the account's holder acts on it; nobody acts on someone else's.
         case .accountRead, .accountSignOut, .accountSignInList, .accountSignInRevoke, .deviceSignInDecide,
              .sshKeyList, .sshKeyAdd, .sshKeyDelete:

@@ -192,6 +192,46 @@ enum Migrations {
                 t.column("last_polled_at", .datetime)
             }
         }
+        migrator.registerMigration("0008_workspaces") { db in
+            // Workspaces own templates and sessions; members hold a role in each. Every account has
+            // a personal workspace (`personal_of`), which holds what the account owned before.
+            try db.create(table: "workspaces") { t in
+                t.primaryKey("id", .text)
+                t.column("name", .text).notNull().unique().collate(.nocase)
+                t.column("personal_of", .text).unique().references("users", onDelete: .cascade)
+                t.column("created_by", .text).references("users", onDelete: .setNull)
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "workspace_members") { t in
+                t.column("workspace_id", .text).notNull().references("workspaces", onDelete: .cascade)
+                t.column("user_id", .text).notNull().indexed().references("users", onDelete: .cascade)
+                t.column("role", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.primaryKey(["workspace_id", "user_id"])
+            }
+            for table in ["templates", "sessions"] {
+                try db.alter(table: table) { t in
+                    t.add(column: "workspace_id", .text).references("workspaces", onDelete: .cascade)
+                }
+                try db.create(index: "\(table)_workspace", on: table, columns: ["workspace_id"])
+                // Until every write names its workspace, a new row goes to its owner's personal one.
+                try db.execute(sql: """
+                    CREATE TRIGGER \(table)_personal_workspace AFTER INSERT ON \(table) WHEN NEW.workspace_id IS NULL
+                    BEGIN
+                        UPDATE \(table) SET workspace_id = (SELECT id FROM workspaces WHERE personal_of = NEW.owner_id)
+                        WHERE id = NEW.id;
+                    END
+                    """)
+            }
+            for user in try Row.fetchAll(db, sql: "SELECT id, email, created_at FROM users ORDER BY created_at") {
+                let workspace = try Store.insertPersonalWorkspace(db, userId: user["id"], email: user["email"],
+                                                                  at: user["created_at"])
+                for table in ["templates", "sessions"] {
+                    try db.execute(sql: "UPDATE \(table) SET workspace_id = ? WHERE owner_id = ?",
+                                   arguments: [workspace, user["id"] as String])
+                }
+            }
+        }
         return migrator
     }
 }

@@ -8,8 +8,12 @@ extension Store {
         try await read { try UserRecord.fetchCount($0) > 0 }
     }
 
+    /// A new account and its personal workspace.
     func insertUser(_ user: UserRecord) async throws {
-        try await write { try user.insert($0) }
+        try await write { db in
+            try user.insert(db)
+            _ = try Self.insertPersonalWorkspace(db, userId: user.id, email: user.email, at: user.createdAt)
+        }
     }
 
     func user(email: String) async throws -> UserRecord? {
