@@ -53,15 +53,34 @@ struct CLIConfig: Codable {
         try Self.writePrivate(try JSONEncoder().encode(self), to: Self.file)
     }
 
-    /// Writes `data` atomically with mode 0600, creating the config directory (0700) if needed.
+    /// Loads, changes and saves the config holding its lock (see ``locked(_:)``), so a refresh
+    /// finishing in another `flare` cannot write an older sign-in back over this change.
+    static func update(_ change: (inout CLIConfig) throws -> Void) async throws {
+        try await locked {
+            var config = load()
+            try change(&config)
+            try config.save()
+        }
+    }
+
+    /// Writes `data` atomically: a new file made 0600 from the start, synced, renamed over the
+    /// old one, in the config directory (0700, made so if needed).
     static func writePrivate(_ data: Data, to url: URL) throws {
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+        chmod(directory.path, 0o700)
         let temporary = url.appendingPathExtension("tmp-\(getpid())")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: data,
-                                             attributes: [.posixPermissions: 0o600]),
-              rename(temporary.path, url.path) == 0
-        else { throw CLIError("could not write \(url.path)") }
+        unlink(temporary.path)
+        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw CLIError("could not write \(url.path)") }
+        let written = data.withUnsafeBytes { bytes in Glibc.write(descriptor, bytes.baseAddress, bytes.count) }
+        let synced = fsync(descriptor) == 0
+        close(descriptor)
+        guard written == data.count, synced, rename(temporary.path, url.path) == 0 else {
+            unlink(temporary.path)
+            throw CLIError("could not write \(url.path)")
+        }
     }
 }
 

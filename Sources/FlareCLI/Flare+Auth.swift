@@ -39,7 +39,7 @@ extension Flare.Auth {
 
         func run() async throws {
             let response = try await global.anonymousClient.call(Endpoints.Auth.register, try credentials.credentials())
-            try saveSignIn(response, url: global.resolvedURL)
+            try await saveSignIn(response, url: global.resolvedURL)
             print("Signed up and signed in as \(response.user.email).")
         }
     }
@@ -76,7 +76,7 @@ extension Flare.Auth {
                 let credentials = try CredentialOptions.parse(["--email", email!] + (passwordStdin ? ["--password-stdin"] : []))
                 response = try await global.anonymousClient.call(Endpoints.Auth.login, try credentials.credentials())
             }
-            try saveSignIn(response, url: global.resolvedURL)
+            try await saveSignIn(response, url: global.resolvedURL)
             print("Signed in as \(response.user.email).")
         }
     }
@@ -86,10 +86,12 @@ extension Flare.Auth {
             abstract: "Approve (or --deny) a device's sign-in code.",
             discussion: """
                 The device ran `flare auth login --device` and shows the code; it is signed in to your
-                account once you approve.
+                account once you approve. Approve only a code you started yourself: the device's address
+                and client are shown first, and you are asked to confirm (--yes skips that).
 
                 Examples:
                   flare auth approve WDJB-MJHT
+                  flare auth approve WDJB-MJHT --yes
                   flare auth approve WDJB-MJHT --deny
                 """)
         @OptionGroup var global: GlobalOptions
@@ -98,10 +100,24 @@ extension Flare.Auth {
         var code: String
         @Flag(help: "Refuse the sign-in instead.")
         var deny = false
+        @Flag(help: "Approve without asking to confirm.")
+        var yes = false
 
         func run() async throws {
+            let client = try await global.authenticatedClient()
+            if !deny, !yes {
+                let waiting = try await client.call(Endpoints.Auth.deviceLookup, DeviceDecisionRequest(userCode: code))
+                printStatus("\(waiting.userCode) is a sign-in by \(waiting.client.isEmpty ? "an unnamed client" : waiting.client) "
+                    + "from \(waiting.address). Approve it as you? Only if you started it yourself. [y/N]")
+                guard isatty(STDIN_FILENO) != 0 || ProcessInfo.processInfo.environment["FLARE_CONFIRM_FROM_STDIN"] == "1" else {
+                    throw CLIError("not approved: no terminal to confirm on; pass --yes to approve without asking")
+                }
+                guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                    throw CLIError("not approved")
+                }
+            }
             let endpoint = deny ? Endpoints.Auth.deviceDeny : Endpoints.Auth.deviceApprove
-            let result = try await global.authenticatedClient().call(endpoint, DeviceDecisionRequest(userCode: code))
+            let result = try await client.call(endpoint, DeviceDecisionRequest(userCode: code))
             if output.json { return try printJSON(result) }
             let device = "\(result.client.isEmpty ? "a device" : result.client) at \(result.address)"
             print(result.approved ? "Approved \(result.userCode): \(device) is signed in as you."
@@ -136,18 +152,30 @@ extension Flare.Auth {
         var all = false
 
         func run() async throws {
-            var config = CLIConfig.load()
             if all {
                 let result = try await global.authenticatedClient().call(Endpoints.Auth.logoutAll)
+                try await CLIConfig.update { $0.signOut() }
                 print("Signed out everywhere: revoked \(result.revokedTokens) runtime token(s), "
                     + "closed \(result.closedConnections) connection(s).")
-            } else {
-                if config.accessToken != nil { _ = try? await global.authenticatedClient().call(Endpoints.Auth.logout) }
-                print("Signed out.")
+                return
             }
-            config = CLIConfig.load()
-            config.signOut()
-            try config.save()
+            let config = CLIConfig.load()
+            var ended: (any Error)?
+            if config.accessToken != nil {
+                do {
+                    try await global.authenticatedClient().call(Endpoints.Auth.logout)
+                } catch {
+                    ended = error
+                }
+            }
+            // Forgotten here either way; when the server did not end the sign-in, say how to.
+            try await CLIConfig.update { $0.signOut() }
+            if let ended {
+                let reason = (ended as? FlareClientError)?.advice ?? "\(ended)"
+                throw CLIError("signed out here, but the server did not end this sign-in (\(reason)); its refresh token "
+                    + "still works until you run `flare auth sessions revoke \(config.signInId ?? "ID")` from a signed-in machine")
+            }
+            print("Signed out.")
         }
     }
 
@@ -197,9 +225,7 @@ extension Flare.Auth {
                 print("Ended sign-in \(id): revoked \(result.revokedTokens) runtime token(s), "
                     + "closed \(result.closedConnections) connection(s).")
                 if CLIConfig.load().signInId == id {
-                    var config = CLIConfig.load()
-                    config.signOut()
-                    try config.save()
+                    try await CLIConfig.update { $0.signOut() }
                     print("That was this device's sign-in: you are signed out here.")
                 }
             }
@@ -223,11 +249,11 @@ extension CLIConfig {
     }
 }
 
-func saveSignIn(_ response: AuthResponse, url: String) throws {
-    var config = CLIConfig.load()
-    config.url = url
-    config.remember(response)
-    try config.save()
+func saveSignIn(_ response: AuthResponse, url: String) async throws {
+    try await CLIConfig.update { config in
+        config.url = url
+        config.remember(response)
+    }
 }
 
 /// `flare auth login --device` (RFC 8628): shows the code, then polls at the server's pace until

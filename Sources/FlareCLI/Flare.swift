@@ -18,7 +18,7 @@ public struct Flare: AsyncParsableCommand {
               flare ssh dev
             """,
         version: "0.1.0",
-        subcommands: [Auth.self, Workspace.self, Template.self, Build.self, Session.self, Snapshot.self, SSH.self, PortForward.self, SSHProxy.self,
+        subcommands: [Auth.self, Workspace.self, Audit.self, Template.self, Build.self, Session.self, Snapshot.self, SSH.self, PortForward.self, SSHProxy.self,
                       ConfigSSH.self])
 
     public init() {}

@@ -22,6 +22,9 @@ public enum Endpoints {
         public static let deviceAuthorization = Endpoint<NoParameters, DeviceAuthorizationRequest, DeviceAuthorizationResponse>(
             .post, "/api/auth/device")
         public static let deviceToken = Endpoint<NoParameters, DeviceTokenRequest, AuthResponse>(.post, "/api/auth/device/token")
+        /// A pending code's device (address, client), for the user to check before deciding.
+        public static let deviceLookup = Endpoint<NoParameters, DeviceDecisionRequest, DeviceDecisionResponse>(
+            .post, "/api/auth/device/lookup")
         /// A signed-in user approves or denies a device's code.
         public static let deviceApprove = Endpoint<NoParameters, DeviceDecisionRequest, DeviceDecisionResponse>(
             .post, "/api/auth/device/approve")
@@ -41,6 +44,8 @@ public enum Endpoints {
         public static let delete = Endpoint<OneParameter, NoBody, NoContent>(.delete, "/api/workspaces/{workspace}")
         /// Every member with their role (not paged).
         public static let members = Endpoint<OneParameter, NoBody, [WorkspaceMemberInfo]>(.get, "/api/workspaces/{workspace}/members")
+        /// Newest first; `since` (ISO 8601), `actor` (an email) and `action` (a prefix such as `session.`) filter it. Admins.
+        public static let audit = Endpoint<OneParameter, NoBody, [AuditEntry]>(.get, "/api/workspaces/{workspace}/audit")
     }
 
     public enum SSHKeys {

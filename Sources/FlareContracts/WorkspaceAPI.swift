@@ -42,3 +42,34 @@ public struct WorkspaceMemberInfo: Codable, Sendable, Equatable {
         self.joinedAt = joinedAt
     }
 }
+
+/// One line of a workspace's audit log.
+public struct AuditEntry: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var at: Date
+    /// The actor's email (nil for the server itself).
+    public var actor: String?
+    public var workspaceId: String
+    /// `session.create`, `template.promote`, … ; `request.refused` for a change that was refused.
+    public var action: String
+    public var target: String
+    /// `success`, `refused` or `failed`.
+    public var outcome: String
+    public var requestId: String?
+    public var address: String?
+    public var detail: String
+
+    public init(id: Int64, at: Date, actor: String?, workspaceId: String, action: String, target: String,
+                outcome: String, requestId: String?, address: String?, detail: String) {
+        self.id = id
+        self.at = at
+        self.actor = actor
+        self.workspaceId = workspaceId
+        self.action = action
+        self.target = target
+        self.outcome = outcome
+        self.requestId = requestId
+        self.address = address
+        self.detail = detail
+    }
+}

@@ -43,7 +43,15 @@ struct DeviceLoginTests {
         let code = try #require(log.contents().firstMatch(of: /flare auth approve ([A-Z]{4}-[A-Z]{4})/).map { String($0.1) })
         #expect(log.contents().contains("/device?code=\(code)"), "\(log.contents())")
 
-        let approved = try await fixture.flare(["auth", "approve", code.lowercased()])
+        // Asked first, with the device's address and client: no answer is no approval.
+        let unconfirmed = try await fixture.flare(["auth", "approve", code], stdin: "n\n",
+                                                  environment: ["FLARE_CONFIRM_FROM_STDIN": "1"])
+        #expect(unconfirmed.status != 0 && unconfirmed.stderr.contains("from 127.0.0.1") && unconfirmed.stderr.contains("flare/"),
+                "\(unconfirmed.stderr)")
+        let noTerminal = try await fixture.flare(["auth", "approve", code])
+        #expect(noTerminal.status != 0 && noTerminal.stderr.contains("--yes"), "\(noTerminal.stderr)")
+        let approved = try await fixture.flare(["auth", "approve", code.lowercased()], stdin: "y\n",
+                                               environment: ["FLARE_CONFIRM_FROM_STDIN": "1"])
         #expect(approved.status == 0 && approved.stdout.contains("Approved \(code)") && approved.stdout.contains("flare/"),
                 "\(approved.stdout) \(approved.stderr)")
         #expect(await login.exited(timeout: 20) == 0, "\(log.contents())")

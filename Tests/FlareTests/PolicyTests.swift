@@ -20,7 +20,7 @@ import Testing
         .accountSignInList: (.viewer, .owner), .accountSignInRevoke: (.viewer, .owner),
         .deviceSignInDecide: (.viewer, .owner),
         .workspaceRead: (.viewer, .viewer), .workspaceMemberList: (.viewer, .viewer),
-        .workspaceRename: (.owner, .owner), .workspaceDelete: (.owner, .owner), .sshKeyList: (.viewer, .owner),
+        .workspaceRename: (.owner, .owner), .workspaceDelete: (.owner, .owner), .workspaceAuditRead: (.admin, .admin), .sshKeyList: (.viewer, .owner),
         .sshKeyAdd: (.viewer, .owner), .sshKeyDelete: (.viewer, .owner),
     ]
 

@@ -17,9 +17,9 @@ import Testing
     @Test func migrationsApplyOnceAndSurviveReopening() async throws {
         let directory = try TemporaryDirectory()
         let first = try Store(path: directory.path("flare.sqlite"))
-        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins", "0007_device_authorizations", "0008_workspaces"])
+        #expect(try first.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins", "0007_device_authorizations", "0008_workspaces", "0009_audit"])
         let reopened = try Store(path: directory.path("flare.sqlite"))
-        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins", "0007_device_authorizations", "0008_workspaces"])
+        #expect(try reopened.appliedMigrations() == ["0001_accounts_templates_sessions", "0002_snapshots", "0003_gateways", "0004_template_builds", "0005_list_indexes", "0006_sign_ins", "0007_device_authorizations", "0008_workspaces", "0009_audit"])
     }
 
     /// A data directory from before sign-ins: its live access token keeps working until it

@@ -72,3 +72,34 @@ func constantTimeEqual(_ a: String, _ b: String) -> Bool {
     guard x.count == y.count else { return false }
     return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
 }
+
+/// Records a signed-in user's refused or failed change (any method but GET and HEAD) in the audit
+/// log, with its status, the request id the client was given and its address. Rate-limit refusals
+/// are not recorded (a flood would turn each into a write).
+struct RefusedChangeAudit: RouterMiddleware {
+    typealias Context = FlareRequestContext
+    let store: Store
+    /// Refusals recorded per account: past it a flood of refused calls writes nothing more.
+    let limiter = RateLimiter(.init(limit: 60, period: 60))
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch {
+            guard request.method != .get, request.method != .head,
+                  case .user(let user, _, _) = context.authenticated
+            else { throw error }
+            let reported = APIError.reported(error)
+            let status = Int(reported?.status.code ?? 500)
+            guard status != 429, limiter.take(user.id).allowed else { throw error }
+            let outcome = status >= 500 ? "failed" : "refused"
+            try? await store.audit(
+                userId: user.id, action: "request.\(outcome)", target: "\(request.method) \(request.uri.path.prefix(200))",
+                detail: "\(status) \(reported?.code ?? "internal")", outcome: outcome, requestId: context.id,
+                address: context.connectionChannel.remoteAddress?.ipAddress ?? "local")
+            throw error
+        }
+    }
+}

@@ -116,8 +116,13 @@ extension FlareRequestContext {
 
     /// Where a call came from, as a sign-in records it: the client's address and `User-Agent`.
     func clientInfo(_ request: Request) -> ClientInfo {
-        ClientInfo(address: connectionChannel.remoteAddress?.ipAddress ?? "local",
-                   userAgent: String((request.headers[.userAgent] ?? "").prefix(200)))
+        // The client names itself: no control, format (bidi) or other invisible characters.
+        let agent = (request.headers[.userAgent] ?? "").unicodeScalars.filter {
+            ![.control, .format, .unassigned, .privateUse, .surrogate, .lineSeparator, .paragraphSeparator]
+                .contains($0.properties.generalCategory)
+        }
+        return ClientInfo(address: connectionChannel.remoteAddress?.ipAddress ?? "local",
+                          userAgent: String(String.UnicodeScalarView(agent).prefix(200)))
     }
 }
 

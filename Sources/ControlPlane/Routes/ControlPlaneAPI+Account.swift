@@ -26,6 +26,11 @@ extension ControlPlaneAPI {
             .ok(try await accounts.revokeSignIn(context.caller, id: try context.parameters.require("id")))
         }
 
+        group.on(Endpoints.Auth.deviceLookup) { _, context, body in
+            try rateLimits.deviceDecisionsByAccount.take(context.caller.userId).enforce("device code decisions")
+            return .ok(try await accounts.lookUpDeviceSignIn(context.caller, body))
+        }
+
         for (endpoint, approve) in [(Endpoints.Auth.deviceApprove, true), (Endpoints.Auth.deviceDeny, false)] {
             group.on(endpoint) { _, context, body in
                 try rateLimits.deviceDecisionsByAccount.take(context.caller.userId).enforce("device code decisions")

@@ -49,6 +49,7 @@ struct ControlPlaneAPI: Sendable {
         addAuthRoutes(to: router)
         // Groups without a path prefix: each route's whole path comes from its endpoint.
         let authenticated = router.group().add(middleware: UserAuthMiddleware(store: store))
+            .add(middleware: RefusedChangeAudit(store: store))
             .group(context: UserRequestContext.self)
         addAccountRoutes(to: authenticated)
         addWorkspaceRoutes(to: authenticated)

@@ -51,7 +51,8 @@ struct UserRequestContext: ChildRequestContext {
         guard case .user(let user, let signInId, let hash) = context.authenticated else { throw APIError.unauthorized() }
         coreContext = context.coreContext
         self.user = user
-        caller = Caller(user, signInId: signInId)
+        caller = Caller(user, signInId: signInId, requestId: context.id,
+                        address: context.connectionChannel.remoteAddress?.ipAddress ?? "local")
         accessTokenHash = hash
     }
 

@@ -94,7 +94,7 @@ struct AccountService: Sendable {
         } else {
             try await store.revokeAccessToken(hash: accessTokenHash, at: Date())
         }
-        try await store.audit(userId: actor.userId, action: "user.logout", target: actor.userId)
+        try await store.audit(actor, action: "user.logout", target: actor.userId)
     }
 
     /// Signs out everywhere: every sign-in, access token and runtime token of the user stops
@@ -105,7 +105,7 @@ struct AccountService: Sendable {
         let revoked = try await store.endSignIns(userId: actor.userId, reason: "signed out everywhere", at: now)
             + store.revokeRuntimeTokens(userId: actor.userId, at: now)
         let closed = revocations.publish(Revocation(.user, actor.userId, reason: "\(actor.email) signed out everywhere"))
-        try await store.audit(userId: actor.userId, action: "user.logout_all", target: actor.userId,
+        try await store.audit(actor, action: "user.logout_all", target: actor.userId,
                               detail: "\(revoked) runtime tokens, \(closed) connections")
         return RevokeResponse(revokedTokens: revoked, closedConnections: closed)
     }
@@ -124,7 +124,7 @@ struct AccountService: Sendable {
     func revokeSignIn(_ actor: Caller, id: String) async throws -> RevokeResponse {
         try authorize(actor, .accountSignInRevoke)
         let result = try await endSignIn(actor, id, reason: "ended by \(actor.email)")
-        try await store.audit(userId: actor.userId, action: "sign_in.revoke", target: id,
+        try await store.audit(actor, action: "sign_in.revoke", target: id,
                               detail: "\(result.revokedTokens) runtime tokens, \(result.closedConnections) connections")
         return result
     }
@@ -160,14 +160,14 @@ struct AccountService: Sendable {
         } catch StoreError.duplicate {
             throw ServiceError.conflict("this key (\(key.fingerprint)) is already registered", code: "key_exists")
         }
-        try await store.audit(userId: actor.userId, action: "ssh_key.add", target: record.id, detail: key.fingerprint)
+        try await store.audit(actor, action: "ssh_key.add", target: record.id, detail: key.fingerprint)
         return record.info
     }
 
     func deleteSSHKey(_ actor: Caller, id: String) async throws {
         try authorize(actor, .sshKeyDelete)
         guard try await store.deleteSSHKey(userId: actor.userId, id: id) else { throw ServiceError.notFound("ssh key") }
-        try await store.audit(userId: actor.userId, action: "ssh_key.delete", target: id)
+        try await store.audit(actor, action: "ssh_key.delete", target: id)
     }
 
     // MARK: Device sign-in (RFC 8628)
@@ -216,20 +216,35 @@ struct AccountService: Sendable {
         }
     }
 
+    /// The device waiting on a pending code, for the user to check before deciding.
+    func lookUpDeviceSignIn(_ actor: Caller, _ request: DeviceDecisionRequest) async throws -> DeviceDecisionResponse {
+        try authorize(actor, .deviceSignInDecide)
+        let code = try Self.userCode(request.userCode)
+        guard let record = try await store.pendingDeviceAuthorization(userCode: code, at: Date()) else {
+            throw ServiceError.notFound("pending code \(code)")
+        }
+        return DeviceDecisionResponse(userCode: code, approved: false, address: record.address, client: record.client)
+    }
+
+    /// A code as typed (any case, dash or not) in its stored form, `WDJB-MJHT`.
+    static func userCode(_ typed: String) throws -> String {
+        let letters = typed.uppercased().filter { $0 != "-" && !$0.isWhitespace }
+        guard letters.count == 8, letters.allSatisfy(Self.userCodeAlphabet.contains) else {
+            throw ServiceError.invalid("a code is 8 letters, like WDJB-MJHT", code: "invalid_user_code")
+        }
+        return String(letters.prefix(4)) + "-" + String(letters.suffix(4))
+    }
+
     /// A signed-in user approves or denies a device's code (typed as shown, any case, dash or not).
     func decideDeviceSignIn(_ actor: Caller, _ request: DeviceDecisionRequest, approve: Bool) async throws
         -> DeviceDecisionResponse
     {
         try authorize(actor, .deviceSignInDecide)
-        let letters = request.userCode.uppercased().filter { $0 != "-" && !$0.isWhitespace }
-        guard letters.count == 8, letters.allSatisfy(Self.userCodeAlphabet.contains) else {
-            throw ServiceError.invalid("a code is 8 letters, like WDJB-MJHT", code: "invalid_user_code")
-        }
-        let code = String(letters.prefix(4)) + "-" + String(letters.suffix(4))
+        let code = try Self.userCode(request.userCode)
         switch try await store.decideDeviceAuthorization(userCode: code, userId: actor.userId, approve ? .approve : .deny,
                                                          at: Date()) {
         case .decided(let record):
-            try await store.audit(userId: actor.userId, action: approve ? "device.approve" : "device.deny", target: code,
+            try await store.audit(actor, action: approve ? "device.approve" : "device.deny", target: code,
                                   detail: "\(record.address) \(record.client)")
             return DeviceDecisionResponse(userCode: code, approved: approve, address: record.address, client: record.client)
         case .alreadyDecided:

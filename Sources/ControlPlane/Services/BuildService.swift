@@ -52,7 +52,7 @@ struct BuildService: Sendable {
             }
             _ = try await store.buildTransition(versionId: version.id, .bundleStored)
         }
-        try await store.audit(userId: actor.userId, action: "template.version.bundle", target: version.id,
+        try await store.audit(actor, action: "template.version.bundle", target: version.id,
                               detail: "\(template.name)@\(version.version)")
         return try await store.templateVersion(id: version.id)?.info ?? version.info
     }

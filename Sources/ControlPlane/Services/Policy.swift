@@ -5,11 +5,16 @@ struct Caller: Sendable, Equatable {
     let email: String
     /// The sign-in (device) whose access token made the call; nil for tokens from before sign-ins.
     let signInId: String?
+    /// The request, for audit lines.
+    let requestId: String?
+    let address: String?
 
-    init(_ user: UserRecord, signInId: String? = nil) {
+    init(_ user: UserRecord, signInId: String? = nil, requestId: String? = nil, address: String? = nil) {
         userId = user.id
         email = user.email
         self.signInId = signInId
+        self.requestId = requestId
+        self.address = address
     }
 }
 
@@ -32,7 +37,7 @@ enum Action: String, CaseIterable, Sendable {
     case accountRead, accountSignOut, accountSignInList, accountSignInRevoke, deviceSignInDecide
     case sshKeyList, sshKeyAdd, sshKeyDelete
     /// On a workspace itself.
-    case workspaceRead, workspaceMemberList, workspaceRename, workspaceDelete
+    case workspaceRead, workspaceMemberList, workspaceRename, workspaceDelete, workspaceAuditRead
 }
 
 /// The one authorization policy: for each action, the least role that may do it to anything, and
@@ -64,6 +69,7 @@ enum Policy {
         case .workspaceRead, .workspaceMemberList: Rule(any: .viewer, own: .viewer)
         // The workspace itself is its owners' to change.
         case .workspaceRename, .workspaceDelete: Rule(any: .owner, own: .owner)
+        case .workspaceAuditRead: Rule(any: .admin, own: .admin)
         // Only the account's holder acts on it; nobody acts on someone else's.
         case .accountRead, .accountSignOut, .accountSignInList, .accountSignInRevoke, .deviceSignInDecide,
              .sshKeyList, .sshKeyAdd, .sshKeyDelete:

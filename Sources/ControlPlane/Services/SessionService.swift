@@ -47,7 +47,7 @@ struct SessionService: Sendable {
         } catch StoreError.duplicate {
             throw ServiceError.conflict("a session named \(request.name) already exists", code: "session_exists")
         }
-        try await store.audit(userId: actor.userId, action: "session.create", target: id, detail: request.name)
+        try await store.audit(actor, action: "session.create", target: id, detail: request.name)
         return try await info(session)
     }
 
@@ -71,7 +71,7 @@ struct SessionService: Sendable {
     func start(_ actor: Caller, _ reference: String) async throws -> SessionInfo {
         let session = try await authorized(actor, .sessionStart, reference)
         let started = try await lifecycle.start(session.id, reason: "start requested by \(actor.email)")
-        try await store.audit(userId: actor.userId, action: "session.start", target: session.id)
+        try await store.audit(actor, action: "session.start", target: session.id)
         return try await info(started)
     }
 
@@ -79,7 +79,7 @@ struct SessionService: Sendable {
         let session = try await authorized(actor, .sessionStop, reference)
         revocations.publish(Revocation(.session, session.id, reason: "session \(session.name) is stopping"))
         let stopped = try await lifecycle.stop(session.id, reason: "stop requested by \(actor.email)")
-        try await store.audit(userId: actor.userId, action: "session.stop", target: session.id)
+        try await store.audit(actor, action: "session.stop", target: session.id)
         return try await info(stopped)
     }
 
@@ -88,7 +88,7 @@ struct SessionService: Sendable {
         _ = try await store.revokeRuntimeTokens(sessionId: session.id, at: Date())
         revocations.publish(Revocation(.session, session.id, reason: "session \(session.name) was deleted"))
         try await lifecycle.delete(session.id, reason: "deleted by \(actor.email)")
-        try await store.audit(userId: actor.userId, action: "session.delete", target: session.id)
+        try await store.audit(actor, action: "session.delete", target: session.id)
     }
 
     /// The agent's recent log (what a user looks at when a session fails), `lines` at most.
@@ -102,7 +102,7 @@ struct SessionService: Sendable {
         let revoked = try await store.revokeRuntimeTokens(sessionId: session.id, at: Date())
         let closed = revocations.publish(Revocation(
             .session, session.id, reason: "the runtime tokens of \(session.name) were revoked"))
-        try await store.audit(userId: actor.userId, action: "runtime_token.revoke_all", target: session.id,
+        try await store.audit(actor, action: "runtime_token.revoke_all", target: session.id,
                               detail: "\(revoked) tokens, \(closed) connections")
         return RevokeResponse(revokedTokens: revoked, closedConnections: closed)
     }
@@ -119,7 +119,7 @@ struct SessionService: Sendable {
             id: claims.id, sessionId: session.id, userId: actor.userId, purpose: purpose.rawValue,
             issuedAt: now, expiresAt: claims.expiresAt, revokedAt: nil, signInId: actor.signInId))
         let token = try RuntimeToken.sign(claims, with: signingKey)
-        try await store.audit(userId: actor.userId, action: "runtime_token.issue", target: session.id,
+        try await store.audit(actor, action: "runtime_token.issue", target: session.id,
                               detail: "\(purpose.rawValue) \(claims.id)")
         return RuntimeTokenResponse(token: token, sessionId: session.id, purpose: purpose, expiresAt: claims.expiresAt)
     }

@@ -84,7 +84,7 @@ struct SnapshotService: Sendable {
             }
             throw ServiceError(.upstreamFailed, code: "snapshot_failed", "the snapshot failed: \(result.message)")
         }
-        try await store.audit(userId: actor.userId, action: "snapshot.save", target: id)
+        try await store.audit(actor, action: "snapshot.save", target: id)
         var info = stored.info
         info.latest = true
         return info
@@ -99,7 +99,7 @@ struct SnapshotService: Sendable {
 
     func restore(_ actor: Caller, session reference: String, snapshot id: String) async throws -> Restored {
         let (session, snapshot) = try await authorized(actor, .snapshotRestore, reference, id)
-        try await store.audit(userId: actor.userId, action: "snapshot.restore", target: snapshot.id)
+        try await store.audit(actor, action: "snapshot.restore", target: snapshot.id)
         guard session.state == .running else {
             try await store.setLatestSnapshot(sessionId: session.id, snapshotId: snapshot.id)
             return .atNextWake(snapshot.info)
@@ -121,7 +121,7 @@ struct SnapshotService: Sendable {
                                         code: "snapshot_in_use")
         }
         try await store.deleteSnapshot(id: snapshot.id)
-        try await store.audit(userId: actor.userId, action: "snapshot.delete", target: snapshot.id)
+        try await store.audit(actor, action: "snapshot.delete", target: snapshot.id)
     }
 
     /// Keeps a snapshot the agent uploads: promised against the owner's storage before a byte is

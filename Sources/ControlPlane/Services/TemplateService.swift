@@ -29,7 +29,7 @@ struct TemplateService: Sendable {
         } catch StoreError.duplicate {
             throw ServiceError.conflict("a template named \(request.name) already exists", code: "template_exists")
         }
-        try await store.audit(userId: actor.userId, action: "template.create", target: template.id)
+        try await store.audit(actor, action: "template.create", target: template.id)
         return try await info(template)
     }
 
@@ -55,7 +55,7 @@ struct TemplateService: Sendable {
         } catch StoreError.duplicate {
             throw ServiceError.conflict("\(template.name) already has a version \(valid.version)", code: "version_exists")
         }
-        try await store.audit(userId: actor.userId, action: "template.version.create", target: version.id,
+        try await store.audit(actor, action: "template.version.create", target: version.id,
                               detail: "\(template.name)@\(valid.version)")
         return version.info
     }
@@ -70,7 +70,7 @@ struct TemplateService: Sendable {
                     + "see `flare build log \(template.name)@\(version.version)`", code: "version_not_built")
         }
         try await store.promote(templateId: template.id, versionId: version.id, at: Date())
-        try await store.audit(userId: actor.userId, action: "template.promote", target: version.id,
+        try await store.audit(actor, action: "template.promote", target: version.id,
                               detail: "\(template.name)@\(version.version)")
         return try await get(actor, template.id)
     }

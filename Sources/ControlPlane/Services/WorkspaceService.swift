@@ -19,7 +19,8 @@ struct WorkspaceService: Sendable {
         } catch StoreError.duplicate {
             throw ServiceError.conflict("a workspace named \(request.name) exists", code: "name_taken")
         }
-        try await store.audit(userId: actor.userId, action: "workspace.create", target: workspace.id, detail: request.name)
+        try await store.audit(actor, action: "workspace.create", target: workspace.id, detail: request.name,
+                              workspaceId: workspace.id)
         return Self.info(workspace, role: .owner, for: actor)
     }
 
@@ -36,8 +37,8 @@ struct WorkspaceService: Sendable {
         } catch StoreError.duplicate {
             throw ServiceError.conflict("a workspace named \(request.name) exists", code: "name_taken")
         }
-        try await store.audit(userId: actor.userId, action: "workspace.rename", target: workspace.id,
-                              detail: "\(workspace.name) -> \(request.name)")
+        try await store.audit(actor, action: "workspace.rename", target: workspace.id,
+                              detail: "\(workspace.name) -> \(request.name)", workspaceId: workspace.id)
         workspace.name = request.name
         return Self.info(workspace, role: role, for: actor)
     }
@@ -52,7 +53,7 @@ struct WorkspaceService: Sendable {
             throw ServiceError.conflict("\(workspace.name) still holds templates or sessions; delete them first",
                                         code: "workspace_not_empty")
         }
-        try await store.audit(userId: actor.userId, action: "workspace.delete", target: workspace.id, detail: workspace.name)
+        try await store.audit(actor, action: "workspace.delete", target: workspace.id, detail: workspace.name)
     }
 
     func members(_ actor: Caller, _ reference: String) async throws -> [WorkspaceMemberInfo] {
@@ -61,6 +62,21 @@ struct WorkspaceService: Sendable {
             WorkspaceMemberInfo(userId: $0.member.userId, email: $0.email, role: $0.member.role.name,
                                 joinedAt: $0.member.createdAt)
         }
+    }
+
+    /// The workspace's audit log (admins), newest first.
+    func audit(_ actor: Caller, _ reference: String, filter: Store.AuditFilter, limit: Int, before cursor: String?)
+        async throws -> Page<AuditEntry>
+    {
+        let (workspace, _) = try await authorized(actor, .workspaceAuditRead, reference)
+        let position: Int64?
+        if let cursor {
+            guard let id = Int64(cursor) else { throw ServiceError.invalid("cursor is not one of this list's", code: "invalid_cursor") }
+            position = id
+        } else {
+            position = nil
+        }
+        return try await store.audit(workspaceId: workspace.id, filter: filter, limit: limit, before: position)
     }
 
     /// The workspace `reference` names once the policy allows `action` there; one the actor is

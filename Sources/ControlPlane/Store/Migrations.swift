@@ -232,6 +232,30 @@ enum Migrations {
                 }
             }
         }
+        migrator.registerMigration("0009_audit") { db in
+            // Audit you can read: each line names its workspace, outcome, request id and address.
+            try db.alter(table: "audit_log") { t in
+                // No foreign key: a deleted workspace's trail stays.
+                t.add(column: "workspace_id", .text)
+                t.add(column: "outcome", .text).notNull().defaults(to: "success")
+                t.add(column: "request_id", .text)
+                t.add(column: "address", .text)
+            }
+            try db.create(index: "audit_log_workspace", on: "audit_log", columns: ["workspace_id", "id"])
+            try db.execute(sql: """
+                UPDATE audit_log SET workspace_id = (SELECT id FROM workspaces WHERE personal_of = audit_log.user_id)
+                WHERE user_id IS NOT NULL
+                """)
+            // A line that names no workspace belongs to its actor's personal one.
+            try db.execute(sql: """
+                CREATE TRIGGER audit_log_personal_workspace AFTER INSERT ON audit_log
+                WHEN NEW.workspace_id IS NULL AND NEW.user_id IS NOT NULL
+                BEGIN
+                    UPDATE audit_log SET workspace_id = (SELECT id FROM workspaces WHERE personal_of = NEW.user_id)
+                    WHERE id = NEW.id;
+                END
+                """)
+        }
         return migrator
     }
 }

@@ -183,6 +183,11 @@ struct AuditRecord: FlareRecord {
     var target: String
     var detail: String
     var createdAt: Date
+    var workspaceId: String?
+    /// `success`, `refused` (a 4xx) or `failed` (a 5xx).
+    var outcome: String = "success"
+    var requestId: String?
+    var address: String?
 }
 
 extension SessionState: DatabaseValueConvertible {}

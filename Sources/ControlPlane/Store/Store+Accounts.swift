@@ -101,10 +101,19 @@ extension Store {
         }
     }
 
-    func audit(userId: String?, action: String, target: String, detail: String = "") async throws {
+    func audit(userId: String?, action: String, target: String, detail: String = "", workspaceId: String? = nil,
+               outcome: String = "success", requestId: String? = nil, address: String? = nil) async throws {
         try await write { db in
-            try AuditRecord(id: nil, userId: userId, action: action, target: target, detail: detail,
-                            createdAt: Date()).insert(db)
+            try AuditRecord(id: nil, userId: userId, action: action, target: target, detail: detail, createdAt: Date(),
+                            workspaceId: workspaceId, outcome: outcome, requestId: requestId, address: address).insert(db)
         }
     }
+
+    /// A line for what `actor` did, with the request's id and address.
+    func audit(_ actor: Caller, action: String, target: String, detail: String = "", workspaceId: String? = nil,
+               outcome: String = "success") async throws {
+        try await audit(userId: actor.userId, action: action, target: target, detail: detail, workspaceId: workspaceId,
+                        outcome: outcome, requestId: actor.requestId, address: actor.address)
+    }
+
 }

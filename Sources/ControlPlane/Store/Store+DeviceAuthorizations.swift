@@ -111,6 +111,14 @@ extension Store {
         }
     }
 
+    /// The pending, unexpired code `userCode`, if there is one.
+    func pendingDeviceAuthorization(userCode: String, at now: Date) async throws -> DeviceAuthorizationRecord? {
+        try await read { db in
+            try DeviceAuthorizationRecord.filter(Column("user_code") == userCode && Column("state") == "pending"
+                && Column("expires_at") > now).fetchOne(db)
+        }
+    }
+
     /// Drops device codes that expired more than a day ago.
     func purgeDeviceAuthorizations(before date: Date) async throws {
         try await write { db in

@@ -139,3 +139,42 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// What to read of a workspace's audit log.
+    struct AuditFilter: Sendable {
+        var since: Date?
+        var actorEmail: String?
+        var actionPrefix: String?
+    }
+
+    /// The workspace's audit lines, newest first, `limit` at most before the line `cursor`: one statement.
+    func audit(workspaceId: String, filter: AuditFilter, limit: Int, before cursor: Int64?) async throws -> Page<AuditEntry> {
+        try await read { db in
+            var sql = """
+                SELECT audit_log.*, users.email AS actor_email FROM audit_log
+                LEFT JOIN users ON users.id = audit_log.user_id
+                WHERE audit_log.workspace_id = ?
+                """
+            var arguments: StatementArguments = [workspaceId]
+            if let cursor { sql += " AND audit_log.id < ?"; arguments += [cursor] }
+            if let since = filter.since { sql += " AND audit_log.created_at >= ?"; arguments += [since] }
+            if let email = filter.actorEmail { sql += " AND users.email = ? COLLATE NOCASE"; arguments += [email] }
+            if let prefix = filter.actionPrefix {
+                sql += " AND substr(audit_log.action, 1, ?) = ?"
+                arguments += [prefix.count, prefix]
+            }
+            sql += " ORDER BY audit_log.id DESC LIMIT ?"
+            arguments += [limit + 1]
+            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
+            let entries = try rows.prefix(limit).map { row in
+                let record = try AuditRecord(row: row)
+                return AuditEntry(id: record.id ?? 0, at: record.createdAt, actor: row["actor_email"],
+                                  workspaceId: workspaceId, action: record.action, target: record.target,
+                                  outcome: record.outcome, requestId: record.requestId, address: record.address,
+                                  detail: record.detail)
+            }
+            return Page(items: entries, next: rows.count > limit ? entries.last.map { String($0.id) } : nil)
+        }
+    }
+}
