@@ -53,6 +53,43 @@ import Testing
         #expect(try await store.signedIn(accessTokenHash: "live", now: now) == nil)
     }
 
+    /// A refresh token works once, within its own life and its sign-in's (90 days however often
+    /// it refreshes); a spent one ends the sign-in.
+    @Test func refreshTokensRotateOnceAndNotPastTheSignInsLifetime() async throws {
+        let (store, _directory) = try makeStore()
+        _ = _directory
+        let owner = user("a@b.co")
+        try await store.insertUser(owner)
+        let now = Date()
+        func signIn(_ id: String, createdAt: Date) async throws {
+            try await store.insertSignIn(
+                SignInRecord(id: id, userId: owner.id, createdAt: createdAt, lastUsedAt: createdAt, address: "", client: ""),
+                access: AccessTokenRecord(tokenHash: "a-\(id)", userId: owner.id, createdAt: createdAt,
+                                          expiresAt: now.addingTimeInterval(900), signInId: id),
+                refresh: RefreshTokenRecord(tokenHash: "r-\(id)", signInId: id, createdAt: now,
+                                            expiresAt: now.addingTimeInterval(86400)))
+        }
+        func next(_ n: Int) -> (AccessTokenRecord, RefreshTokenRecord) {
+            (AccessTokenRecord(tokenHash: "a\(n)", userId: "", createdAt: now, expiresAt: now.addingTimeInterval(900)),
+             RefreshTokenRecord(tokenHash: "r\(n)", signInId: "", createdAt: now, expiresAt: now.addingTimeInterval(86400)))
+        }
+        try await signIn("sgn_young", createdAt: now)
+        var (access, refresh) = next(1)
+        guard case .rotated = try await store.rotate(refreshTokenHash: "r-sgn_young", access: access, refresh: refresh,
+                                                      address: "", client: "", at: now) else { Issue.record("not rotated"); return }
+        (access, refresh) = next(2)
+        guard case .reused(_, let ended, _) = try await store.rotate(refreshTokenHash: "r-sgn_young", access: access,
+                                                                     refresh: refresh, address: "", client: "", at: now)
+        else { Issue.record("reuse not noticed"); return }
+        #expect(ended == "sgn_young")
+        #expect(try await store.signedIn(accessTokenHash: "a1", now: now) == nil, "the family's new token ends too")
+
+        try await signIn("sgn_old", createdAt: now.addingTimeInterval(-91 * 86400))
+        (access, refresh) = next(3)
+        guard case .expired = try await store.rotate(refreshTokenHash: "r-sgn_old", access: access, refresh: refresh,
+                                                      address: "", client: "", at: now) else { Issue.record("an old sign-in refreshed"); return }
+    }
+
     /// A data directory from before workspaces: each account gets a personal workspace holding
     /// what it owned (templates and sessions, deleted ones too), with the account as its owner;
     /// names stay unique; rows written afterwards land in their owner's personal workspace.

@@ -94,8 +94,10 @@ struct AuthRateLimits: Sendable {
     let refreshByAddress: RateLimiter
     /// Device codes asked for, and device polls (each device also keeps to its interval).
     let deviceByAddress: RateLimiter
-    /// Approvals and denials: a user code is 8 letters, so guessing one is slowed per account.
+    /// Approvals and denials: a user code is 8 letters, so guessing one is slowed per account
+    /// and per address (accounts are cheap to make).
     let deviceDecisionsByAccount: RateLimiter
+    let deviceDecisionsByAddress: RateLimiter
 
     init(login: RateLimiter.Rule = .init(limit: 10, period: 60),
          register: RateLimiter.Rule = .init(limit: 20, period: 3600),
@@ -107,6 +109,7 @@ struct AuthRateLimits: Sendable {
         refreshByAddress = RateLimiter(tokens)
         deviceByAddress = RateLimiter(tokens)
         deviceDecisionsByAccount = RateLimiter(login)
+        deviceDecisionsByAddress = RateLimiter(.init(limit: 30, period: 60))
     }
 }
 

@@ -27,13 +27,13 @@ extension ControlPlaneAPI {
         }
 
         group.on(Endpoints.Auth.deviceLookup) { _, context, body in
-            try rateLimits.deviceDecisionsByAccount.take(context.caller.userId).enforce("device code decisions")
+            try takeDeviceDecision(context)
             return .ok(try await accounts.lookUpDeviceSignIn(context.caller, body))
         }
 
         for (endpoint, approve) in [(Endpoints.Auth.deviceApprove, true), (Endpoints.Auth.deviceDeny, false)] {
             group.on(endpoint) { _, context, body in
-                try rateLimits.deviceDecisionsByAccount.take(context.caller.userId).enforce("device code decisions")
+                try takeDeviceDecision(context)
                 return .ok(try await accounts.decideDeviceSignIn(context.caller, body, approve: approve))
             }
         }
@@ -52,5 +52,14 @@ extension ControlPlaneAPI {
             try await accounts.deleteSSHKey(context.caller, id: try context.parameters.require("id"))
             return .noContent
         }
+    }
+}
+
+extension ControlPlaneAPI {
+    /// Device-code lookups and decisions are limited per account and per address (429 past either).
+    func takeDeviceDecision(_ context: UserRequestContext) throws {
+        try rateLimits.deviceDecisionsByAccount.take(context.caller.userId).enforce("device code decisions")
+        try rateLimits.deviceDecisionsByAddress.take(context.addressKey)
+            .enforce("device code decisions from this address")
     }
 }

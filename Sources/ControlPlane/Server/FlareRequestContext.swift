@@ -46,6 +46,8 @@ struct UserRequestContext: ChildRequestContext {
     let caller: Caller
     /// The access token's hash, for logout.
     let accessTokenHash: String
+    /// The client's address as per-address limits key it.
+    let addressKey: String
 
     init(context: FlareRequestContext) throws {
         guard case .user(let user, let signInId, let hash) = context.authenticated else { throw APIError.unauthorized() }
@@ -54,6 +56,7 @@ struct UserRequestContext: ChildRequestContext {
         caller = Caller(user, signInId: signInId, requestId: context.id,
                         address: context.connectionChannel.remoteAddress?.ipAddress ?? "local")
         accessTokenHash = hash
+        addressKey = context.clientAddress
     }
 
     var responseEncoder: JSONEncoder { FlareJSON.encoder() }

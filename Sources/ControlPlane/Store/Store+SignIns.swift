@@ -27,6 +27,9 @@ extension Store {
         }
     }
 
+    /// The longest a sign-in lasts however often it refreshes: then its device signs in again.
+    static let signInLifetime: TimeInterval = 90 * 86400
+
     /// Trades the refresh token `hash` for `access` and `refresh` (their sign-in is filled in).
     func rotate(refreshTokenHash hash: String, access: AccessTokenRecord, refresh: RefreshTokenRecord,
                 address: String, client: String, at now: Date) async throws -> Refresh {
@@ -39,7 +42,9 @@ extension Store {
                 let runtimeTokens = try Self.endSignIn(db, signIn.id, reason: "a refresh token was used twice", at: now)
                 return .reused(userId: signIn.userId, signInId: signIn.id, runtimeTokens: runtimeTokens)
             }
-            guard traded.expiresAt > now else { return .expired }
+            guard traded.expiresAt > now, signIn.createdAt.addingTimeInterval(Self.signInLifetime) > now else {
+                return .expired
+            }
             guard let user = try UserRecord.fetchOne(db, key: signIn.userId) else { return .unknown }
             try db.execute(sql: "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", arguments: [now, hash])
             var (access, refresh) = (access, refresh)
