@@ -87,7 +87,8 @@ extension Flare.Auth {
             discussion: """
                 The device ran `flare auth login --device` and shows the code; it is signed in to your
                 account once you approve. Approve only a code you started yourself: the device's address
-                and client are shown first, and you are asked to confirm (--yes skips that).
+                and client are shown first, and you are asked to confirm on the terminal (--yes skips that;
+                FLARE_CONFIRM_FROM_STDIN=1 reads the answer from a pipe instead).
 
                 Examples:
                   flare auth approve WDJB-MJHT

@@ -243,22 +243,22 @@ import Testing
                 tokenHash: secret, userId: owner.id, createdAt: now, expiresAt: now.addingTimeInterval(600), revokedAt: nil))
         }
         for secret in ["a", "b", "c"] {
-            #expect(try await store.user(accessTokenHash: secret, now: now)?.id == owner.id)
+            #expect(try await store.signedIn(accessTokenHash: secret, now: now)?.user.id == owner.id)
             #expect(store.signIns.signedIn(tokenHash: secret, now: now)?.user.id == owner.id, "answered from memory next time")
         }
         // Revoked through the store's own call.
         try await store.revokeAccessToken(hash: "a", at: now)
-        #expect(try await store.user(accessTokenHash: "a", now: now) == nil)
+        #expect(try await store.signedIn(accessTokenHash: "a", now: now) == nil)
         // Changed by a statement that knows nothing of the cache.
         try await store.write { db in
             try db.execute(sql: "UPDATE access_tokens SET expires_at = ? WHERE token_hash = 'b'", arguments: [now])
         }
-        #expect(try await store.user(accessTokenHash: "b", now: now) == nil)
+        #expect(try await store.signedIn(accessTokenHash: "b", now: now) == nil)
         // A token past its expiry is not answered from memory either.
-        #expect(try await store.user(accessTokenHash: "c", now: now)?.id == owner.id)
-        #expect(try await store.user(accessTokenHash: "c", now: now.addingTimeInterval(601)) == nil)
+        #expect(try await store.signedIn(accessTokenHash: "c", now: now)?.user.id == owner.id)
+        #expect(try await store.signedIn(accessTokenHash: "c", now: now.addingTimeInterval(601)) == nil)
         // A write that fails and rolls back leaves a cached answer in place.
-        #expect(try await store.user(accessTokenHash: "c", now: now)?.id == owner.id)
+        #expect(try await store.signedIn(accessTokenHash: "c", now: now)?.user.id == owner.id)
         await #expect(throws: (any Error).self) { try await store.insertUser(self.user("CACHE@example.com")) }
         #expect(store.signIns.signedIn(tokenHash: "c", now: now)?.user.id == owner.id)
         // Deleting the account ends its tokens' sign-ins.
@@ -266,6 +266,6 @@ import Testing
             try db.execute(sql: "DELETE FROM access_tokens WHERE user_id = ?", arguments: [owner.id])
             try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [owner.id])
         }
-        #expect(try await store.user(accessTokenHash: "c", now: now) == nil)
+        #expect(try await store.signedIn(accessTokenHash: "c", now: now) == nil)
     }
 }

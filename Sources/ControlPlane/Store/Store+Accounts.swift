@@ -28,11 +28,6 @@ extension Store {
         try await write { try token.insert($0) }
     }
 
-    /// The user a live (unrevoked, unexpired) access token belongs to.
-    func user(accessTokenHash hash: String, now: Date) async throws -> UserRecord? {
-        try await signedIn(accessTokenHash: hash, now: now)?.user
-    }
-
     /// The user and sign-in of a live (unrevoked, unexpired) access token. Every API call asks
     /// this: answered from ``SignInCache`` when it can, else one prepared statement, kept.
     func signedIn(accessTokenHash hash: String, now: Date) async throws -> SignInCache.SignedIn? {
@@ -56,15 +51,6 @@ extension Store {
         try await write { db in
             try db.execute(sql: "UPDATE access_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
                            arguments: [date, hash])
-        }
-    }
-
-    /// Revokes every access token of the user (logout everywhere); returns how many.
-    func revokeAccessTokens(userId: String, at date: Date) async throws -> Int {
-        try await write { db in
-            try db.execute(sql: "UPDATE access_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-                           arguments: [date, userId])
-            return db.changesCount
         }
     }
 

@@ -114,7 +114,7 @@ extension Store {
     /// The pending, unexpired code `userCode`, if there is one.
     func pendingDeviceAuthorization(userCode: String, at now: Date) async throws -> DeviceAuthorizationRecord? {
         try await read { db in
-            try DeviceAuthorizationRecord.filter(Column("user_code") == userCode && Column("state") == "pending"
+            try DeviceAuthorizationRecord.filter(Column("user_code") == userCode && Column("state") == DeviceAuthorizationState.pending.rawValue
                 && Column("expires_at") > now).fetchOne(db)
         }
     }

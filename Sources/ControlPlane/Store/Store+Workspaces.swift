@@ -59,11 +59,15 @@ extension Store {
             suffix += 1
             name = "\(base.prefix(58))-\(suffix)"
         }
-        let workspace = WorkspaceRecord(id: FlareID.make("wsp"), name: name, personalOf: userId, createdBy: userId,
-                                        createdAt: date)
-        try workspace.insert(db)
-        try WorkspaceMemberRecord(workspaceId: workspace.id, userId: userId, role: .owner, createdAt: date).insert(db)
-        return workspace.id
+        // Named columns, not records: migration 0008 runs this on data directories of its own
+        // day, whose tables lack whatever columns later migrations add.
+        let id = FlareID.make("wsp")
+        try db.execute(sql: """
+            INSERT INTO workspaces (id, name, personal_of, created_by, created_at) VALUES (?, ?, ?, ?, ?)
+            """, arguments: [id, name, userId, userId, date])
+        try db.execute(sql: "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+                       arguments: [id, userId, Role.owner.name, date])
+        return id
     }
 
     /// `Dev.Ops+x@example.com` → `dev-ops-x`: a valid workspace name (1-63 of a-z, 0-9, '-').
